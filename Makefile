@@ -1,0 +1,51 @@
+# The README's commands. Everything installs into .venv from uv.lock; nothing else is needed
+# but Python 3.12+ and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+# The first Python 3.12+ on PATH (a .python-version file makes pyenv's shims pick one).
+BOOTSTRAP_PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; \
+	then echo $$p; break; fi; done)
+
+SANDBOX_PORT ?= 8765
+DASHBOARD_PORT ?= 8000
+
+.PHONY: help install demo test lint format sandbox clean
+
+help:
+	@echo "make demo   run the dashboard at http://127.0.0.1:$(DASHBOARD_PORT) against the bundled Allo sandbox"
+	@echo "make test   run the test suite"
+	@echo "make lint   ruff check and format check"
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python 3.12 or newer is required (none found on PATH)." >&2; exit 1; }
+	@test -x $(PY) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(PY) -m uv sync --frozen --inexact --python $(PY)
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) manage.py demo --port $(DASHBOARD_PORT) --sandbox-port $(SANDBOX_PORT)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+sandbox: install
+	$(PY) manage.py allo_sandbox --port $(SANDBOX_PORT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache db.sqlite3 staticfiles
