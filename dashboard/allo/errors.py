@@ -19,7 +19,7 @@ class FieldError:
     message: str
 
 
-@dataclass
+@dataclass(eq=False)
 class AlloError(Exception):
     """Base of every failure talking to Allo."""
 
@@ -73,6 +73,7 @@ class AlloRateLimitedError(AlloError):
     """429: over the key's budget; ``retry_after`` says how many seconds to wait."""
 
 
+@dataclass(eq=False)
 class AlloUnavailableError(AlloError):
     """Allo could not be reached or failed on its side: timeout, connection error, 5xx.
 
@@ -87,6 +88,7 @@ class AlloBadResponseError(AlloError):
     """Allo answered with a body that is not what its contract says (not JSON, wrong shape)."""
 
 
+@dataclass(eq=False)
 class AlloWrongTeammateError(AlloError):
     """A queue asked for teammate T came back for someone else: the request was not understood.
 

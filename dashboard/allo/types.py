@@ -137,3 +137,15 @@ class NewNumber:
     job_title: str | None = None
     emails: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of a teammate's queue: the queue's settings and the numbers on that page."""
+
+    queue: Queue | None
+    numbers: tuple[QueueNumber, ...]
+    page: int
+    size: int
+    total_count: int
+    total_pages: int
