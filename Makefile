@@ -30,8 +30,9 @@ $(VENV)/.installed: pyproject.toml uv.lock
 
 install: $(VENV)/.installed
 
+# DJANGO_DEBUG=1: a local demo over plain HTTP (no secret key, no HTTPS-only cookies).
 demo: install
-	$(PY) manage.py demo --port $(DASHBOARD_PORT) --sandbox-port $(SANDBOX_PORT)
+	DJANGO_DEBUG=1 $(PY) manage.py demo --port $(DASHBOARD_PORT) --sandbox-port $(SANDBOX_PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

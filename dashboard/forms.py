@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from dashboard.allo.types import DO_NOT_DISTURB, ROLES, VOICEMAIL_HANDLING
+from dashboard.labels import (
+    DO_NOT_DISTURB_LABELS,
+    ROLE_LABELS,
+    VOICEMAIL_HANDLING_LABELS,
+)
+from dashboard.services import ALL_STATUSES, QueueSettings
+
+NAME_MAX_LENGTH = 255
+
+
+class TeammateFilterForm(forms.Form):
+    """The teammates page's filters, read from the query string; bad values mean "no filter"."""
+
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": _("Name or email"), "autocomplete": "off"}
+        ),
+    )
+    role = forms.ChoiceField(
+        label=_("Role"),
+        required=False,
+        choices=[("", _("Every role")), *((role, ROLE_LABELS[role]) for role in ROLES)],
+    )
+    status = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[
+            ("ACTIVE", _("Active")),
+            ("BLOCKED", _("Blocked")),
+            (ALL_STATUSES, _("Active and blocked")),
+        ],
+    )
+
+    def filters(self) -> dict[str, str | None]:
+        """role, status and query for the service; Allo's default (ACTIVE) when unset."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "role": data.get("role") or None,
+            "status": data.get("status") or "ACTIVE",
+            "query": data.get("q") or "",
+        }
+
+
+class QueueSettingsForm(forms.Form):
+    """A teammate's queue settings, with the values the manager saw as hidden fields.
+
+    The seen values let the service send Allo only what changed. A value Allo returns that we
+    do not know (enums grow) stays selectable under its raw name, so an untouched form is
+    still valid.
+    """
+
+    name = forms.CharField(
+        label=_("Queue name"),
+        required=False,
+        max_length=NAME_MAX_LENGTH,
+        help_text=_("1 to 255 characters. Allo cannot remove a name once set."),
+    )
+    voicemail_handling = forms.ChoiceField(
+        label=_("When a voicemail answers"),
+        choices=[(value, VOICEMAIL_HANDLING_LABELS[value]) for value in VOICEMAIL_HANDLING],
+        widget=forms.RadioSelect,
+    )
+    do_not_disturb = forms.ChoiceField(
+        label=_("Incoming calls while dialing"),
+        choices=[(value, DO_NOT_DISTURB_LABELS[value]) for value in DO_NOT_DISTURB],
+        widget=forms.RadioSelect,
+    )
+    seen_name = forms.CharField(required=False, widget=forms.HiddenInput)
+    seen_voicemail_handling = forms.CharField(required=False, widget=forms.HiddenInput)
+    seen_do_not_disturb = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field_name in ("voicemail_handling", "do_not_disturb"):
+            source = self.data if self.is_bound else self.initial
+            current = source.get(f"seen_{field_name}")
+            field = self.fields[field_name]
+            assert isinstance(field, forms.ChoiceField)
+            if current and current not in dict(field.choices):
+                field.choices = [*field.choices, (current, current)]
+
+    @classmethod
+    def from_settings(cls, settings: QueueSettings, **kwargs: Any) -> QueueSettingsForm:
+        """An unbound form showing ``settings`` and remembering them as seen."""
+        values = {
+            "name": settings.name,
+            "voicemail_handling": settings.voicemail_handling,
+            "do_not_disturb": settings.do_not_disturb,
+        }
+        initial = {**values, **{f"seen_{key}": value for key, value in values.items()}}
+        return cls(initial=initial, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("name") and cleaned.get("seen_name") and "name" not in self.errors:
+            self.add_error(
+                "name",
+                _(
+                    "A queue's name cannot be removed in Allo. Type a name of 1 to 255 "
+                    "characters, or put back the current one."
+                ),
+            )
+        return cleaned
+
+    def wanted(self) -> QueueSettings:
+        return QueueSettings(
+            name=self.cleaned_data["name"],
+            voicemail_handling=self.cleaned_data["voicemail_handling"],
+            do_not_disturb=self.cleaned_data["do_not_disturb"],
+        )
+
+    def seen(self) -> QueueSettings:
+        return QueueSettings(
+            name=self.cleaned_data.get("seen_name") or "",
+            voicemail_handling=self.cleaned_data.get("seen_voicemail_handling") or "",
+            do_not_disturb=self.cleaned_data.get("seen_do_not_disturb") or "",
+        )

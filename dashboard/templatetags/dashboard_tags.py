@@ -1,0 +1,104 @@
+"""Template filters that put Allo's values into words, and the DOM ids fragments share."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django import template
+from django.utils.translation import gettext as _
+
+from dashboard.allo.types import QueueNumber
+from dashboard.labels import (
+    DO_NOT_DISTURB_LABELS,
+    NOT_REACHED_LABELS,
+    ROLE_LABELS,
+    ROUTING_RESULT_LABELS,
+    STATUS_LABELS,
+    SYNC_STATUS_LABELS,
+    VOICEMAIL_HANDLING_LABELS,
+    label,
+    number_outcome,
+)
+
+register = template.Library()
+
+
+def queue_dom_id(user_id: str) -> str:
+    """A stable HTML id for a teammate's queue card (Allo's ids are opaque: never trust them)."""
+    return "queue-" + hashlib.sha256(user_id.encode()).hexdigest()[:12]
+
+
+register.filter("queue_dom_id", queue_dom_id)
+
+
+@register.filter
+def initials(name: str | None) -> str:
+    words = [word for word in (name or "").split() if word[:1].isalnum()]
+    if not words:
+        return "?"
+    letters = words[0][0] + (words[-1][0] if len(words) > 1 else "")
+    return letters.upper()
+
+
+@register.filter
+def role_label(value: str | None) -> str:
+    return label(ROLE_LABELS, value)
+
+
+@register.filter
+def status_label(value: str | None) -> str:
+    return label(STATUS_LABELS, value)
+
+
+@register.filter
+def voicemail_handling_label(value: str | None) -> str:
+    return label(VOICEMAIL_HANDLING_LABELS, value)
+
+
+@register.filter
+def do_not_disturb_label(value: str | None) -> str:
+    return label(DO_NOT_DISTURB_LABELS, value)
+
+
+@register.filter
+def reason_label(value: str | None) -> str:
+    return label(NOT_REACHED_LABELS, value)
+
+
+@register.filter
+def sync_label(value: str | None) -> str:
+    return label(SYNC_STATUS_LABELS, value)
+
+
+@register.filter
+def outcome(number: QueueNumber) -> str:
+    """The CSS modifier of a number's result badge."""
+    return number_outcome(number)
+
+
+@register.filter
+def result_label(number: QueueNumber) -> str:
+    """A number's routing result in words; raw when unknown; its state when there is none."""
+    if number.routing_result:
+        return label(ROUTING_RESULT_LABELS, number.routing_result)
+    if number_outcome(number) == "failed":
+        return _("Not reached")
+    if number.called:
+        return _("Dialed, no result yet")
+    return _("Not yet called")
+
+
+@register.filter
+def voicemail_words(number: QueueNumber) -> str:
+    detected, left = number.detected_outbound_voicemail, number.voicemail_left
+    if detected and left:
+        return _("Reached voicemail; message left")
+    if detected and left is False:
+        return _("Reached voicemail; no message left")
+    if detected:
+        return _("Reached voicemail")
+    if left:
+        return _("Message left")
+    if detected is False:
+        return _("No voicemail")
+    return ""

@@ -1,0 +1,890 @@
+"""The pages a manager uses, through Django's test client, with Allo played by the sandbox.
+
+Each test asserts what the manager sees (status, fragment, words) and what Allo received (the
+sandbox's request log, bodies included) or now holds (its queues).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from dashboard.allo.client import AlloClient, build_client, install_client
+from dashboard.sandbox.core import Sandbox
+from dashboard.sandbox.faults import FaultSpec
+from dashboard.sandbox.transport import sandbox_transport
+from dashboard.templatetags.dashboard_tags import queue_dom_id
+
+HTMX = {"HX-Request": "true"}
+CHLOE = "Chloé Dubois-Maréchal"  # 12 numbers, "Grands comptes Rhône-Alpes", NO_SKIP, ENABLED
+JEROME = "Jérôme d'Arbois"  # 1,000 numbers, SKIP, ENABLED
+ZOE = "Zoé O'Connor"  # a queue with no name and no numbers
+ANAIS = "Anaïs Fontaine"  # no queue at all
+
+
+# Helpers ----------------------------------------------------------------------------------------
+
+
+def person(sandbox: Sandbox, name: str) -> str:
+    return sandbox.user_named(name)["id"]
+
+
+def queue_url(user_id: str) -> str:
+    return reverse("dashboard:queue", args=[user_id])
+
+
+def fault(sandbox: Sandbox, **spec: Any) -> None:
+    """Switch on one of the sandbox's faults, as POST /_sandbox/faults would."""
+    sandbox.set_faults(FaultSpec.from_json(spec))
+
+
+def requests_to_allo(sandbox: Sandbox, method: str | None = None) -> list[dict[str, Any]]:
+    log = sandbox.stats()["log"]
+    return [row for row in log if method is None or row["method"] == method]
+
+
+def forget_requests(sandbox: Sandbox) -> None:
+    sandbox.traffic.clear()
+
+
+def settings_of(sandbox: Sandbox, user_id: str) -> tuple[Any, Any, Any] | None:
+    queue = sandbox.queue_of(user_id)
+    if queue is None:
+        return None
+    return (queue["name"], queue["voicemail_handling"], queue["do_not_disturb"])
+
+
+def every_queue(sandbox: Sandbox) -> dict[str, Any]:
+    return {user["id"]: settings_of(sandbox, user["id"]) for user in sandbox.users}
+
+
+def shown_form(client: Client, user_id: str) -> dict[str, str]:
+    """The settings form as the page shows it: what a browser would post back untouched."""
+    response = client.get(queue_url(user_id), headers=HTMX)
+    assert response.status_code == 200
+    form = response.context["form"]
+    return {key: form.initial[key] for key in form.fields}
+
+
+def save(client: Client, sandbox: Sandbox, user_id: str, *, htmx: bool = True, **changes: str):
+    """Open the teammate's card, change some fields, press Save; Allo's log starts empty."""
+    data = {**shown_form(client, user_id), **changes}
+    forget_requests(sandbox)
+    return client.post(queue_url(user_id), data, headers=HTMX if htmx else {})
+
+
+def text(response: Any) -> str:
+    """The response's HTML with tags removed and spaces collapsed (what a person reads)."""
+    html = response.content.decode()
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
+
+
+# Signing in -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/",
+        "/?role=MEMBER",
+        "/teammates/usr-1/queue/",
+        "/connection/",
+        "/teammates/usr-1/queue/?page=2",
+    ],
+)
+@pytest.mark.django_db
+def test_every_page_sends_a_signed_out_visitor_to_the_login_page(client: Client, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.mark.django_db
+def test_a_signed_out_save_is_sent_to_the_login_page_and_reaches_no_one(
+    client: Client, allo: AlloClient, sandbox: Sandbox
+) -> None:
+    response = client.post(queue_url(person(sandbox, CHLOE)), {"name": "Sneaky"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert requests_to_allo(sandbox) == []
+
+
+@pytest.mark.django_db
+def test_a_signed_out_htmx_request_sends_the_whole_page_to_login_and_back_to_the_page(
+    client: Client,
+) -> None:
+    response = client.get(
+        "/teammates/usr-1/queue/",
+        headers={**HTMX, "HX-Current-URL": "http://testserver/?role=MEMBER"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=/%3Frole%3DMEMBER"
+    assert b"password" not in response.content  # no login form inside the fragment
+
+
+@pytest.mark.django_db
+def test_a_signed_out_htmx_request_from_elsewhere_returns_to_the_teammates_page(
+    client: Client,
+) -> None:
+    response = client.post(
+        "/teammates/usr-1/queue/",
+        headers={**HTMX, "HX-Current-URL": "https://evil.example/phish"},
+    )
+    assert response["HX-Redirect"] == "/accounts/login/?next=/"
+
+
+@pytest.mark.django_db
+def test_a_manager_signs_in_and_lands_on_the_page_asked_for(
+    client: Client, manager: User, allo: AlloClient
+) -> None:
+    page = client.get("/accounts/login/?next=/connection/")
+    assert page.status_code == 200
+    assert b'name="password"' in page.content
+    response = client.post(
+        "/accounts/login/",
+        {"username": "manager", "password": "correct horse battery", "next": "/connection/"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/connection/"
+    assert client.get("/connection/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_wrong_password_is_refused_in_words(client: Client, manager: User) -> None:
+    response = client.post("/accounts/login/", {"username": "manager", "password": "nope"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in text(response)
+
+
+# The teammates page -----------------------------------------------------------------------------
+
+
+def test_the_teammates_page_lists_the_active_team_with_a_queue_loading_for_each(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    response = manager_client.get("/")
+    assert response.status_code == 200
+    page = text(response)
+    for user in sandbox.users:
+        assert (user["name"] in page) == (user["status"] == "ACTIVE")
+    chloe = sandbox.user_named(CHLOE)
+    assert chloe["email"] in page
+    html = response.content.decode()
+    assert f'id="{queue_dom_id(chloe["id"])}"' in html
+    assert f'hx-get="{queue_url(chloe["id"])}"' in html
+    assert f'href="{queue_url(chloe["id"])}"' in html  # the same queue without JavaScript
+    # One read: the queues load by themselves afterwards.
+    assert [(r["method"], r["path"]) for r in requests_to_allo(sandbox)] == [
+        ("GET", "/v2/api/users")
+    ]
+
+
+def test_a_teammate_is_shown_with_their_photo_or_their_initials_role_and_status(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    html = manager_client.get("/").content.decode()
+    with_photo = next(u for u in sandbox.users if u["image_url"] and u["status"] == "ACTIVE")
+    assert f'src="{with_photo["image_url"].replace("&", "&amp;")}"' in html
+    # Maël Le Goff has no photo: his initials stand in.
+    assert re.search(r"avatar--initials[^>]*>MG</span>", html)
+    assert "Manager" in html and "Member" in html and "Active" in html
+
+
+def test_blocked_teammates_are_hidden_until_asked_for(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    blocked = [u["name"] for u in sandbox.users if u["status"] == "BLOCKED"]
+    assert blocked
+    only_blocked = text(manager_client.get("/?status=BLOCKED"))
+    everyone = text(manager_client.get("/?status=all"))
+    for user in sandbox.users:
+        assert (user["name"] in only_blocked) == (user["name"] in blocked)
+        assert user["name"] in everyone
+    queries = [r["query"] for r in requests_to_allo(sandbox)]
+    assert {"status": "BLOCKED"} in queries and {"status": "ACTIVE"} in queries
+
+
+def test_the_role_filter_is_asked_of_allo(manager_client: Client, sandbox: Sandbox) -> None:
+    page = text(manager_client.get("/?role=MANAGER"))
+    assert ZOE in page and ANAIS in page
+    assert CHLOE not in page
+    assert requests_to_allo(sandbox)[-1]["query"] == {"role": "MANAGER", "status": "ACTIVE"}
+
+
+@pytest.mark.parametrize("query", ["chloe", "CHLOÉ", "dubois-mar", "chloe.dubois"])
+def test_search_finds_a_teammate_by_name_or_email_ignoring_case_and_accents(
+    manager_client: Client, query: str
+) -> None:
+    page = text(manager_client.get("/", {"q": query}))
+    assert CHLOE in page
+    assert JEROME not in page
+    assert "1 teammate" in page
+
+
+def test_a_search_matching_no_one_says_so(manager_client: Client) -> None:
+    assert "No teammate matches these filters." in text(manager_client.get("/?q=zzzz"))
+
+
+def test_filtering_with_htmx_returns_only_the_list(manager_client: Client) -> None:
+    response = manager_client.get("/?role=MANAGER", headers={**HTMX, "HX-Target": "teammate-list"})
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="teammate-list"')
+    assert "<html" not in html and ZOE in text(response)
+    assert "HX-Request" in response["Vary"]
+
+
+def test_an_unknown_filter_value_falls_back_to_allos_default(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    assert manager_client.get("/?status=DELETED&role=CEO").status_code == 200
+    assert requests_to_allo(sandbox)[-1]["query"] == {"status": "ACTIVE"}
+
+
+def test_the_teammates_page_says_when_allo_cannot_be_reached(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    fault(sandbox, status=503)
+    response = manager_client.get("/")
+    assert response.status_code == 200
+    assert "The team could not be loaded. Allo could not be reached." in text(response)
+
+
+# A teammate's queue -----------------------------------------------------------------------------
+
+
+def test_the_queue_page_shows_the_teammate_settings_summary_and_numbers(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    response = manager_client.get(queue_url(chloe))
+    assert response.status_code == 200
+    page = text(response)
+    assert "Chloé Dubois-Maréchal's dialer queue" in page
+    assert "Grands comptes Rhône-Alpes" in page
+    assert "12 numbers" in page and "ago" in page
+    # Settings in words, the current ones chosen.
+    form = response.context["form"]
+    assert form.initial["voicemail_handling"] == "NO_SKIP"
+    assert form.initial["do_not_disturb"] == "ENABLED"
+    assert "Stay on the call when a voicemail answers" in page
+    assert "Silence incoming calls while dialing" in page
+    assert "DO_NOT_DISTURB" not in page
+    # The summary and the numbers, in order, numbered from 1.
+    queue = sandbox.queue_of(chloe)
+    assert "Not yet called 8" in page  # 4 of 12 called
+    first = queue["numbers"][0]
+    assert first["number_to"] in page
+    assert 'title="Position 0 in Allo">1<' in response.content.decode()
+
+
+def test_the_queue_fragment_is_the_card_alone(manager_client: Client, sandbox: Sandbox) -> None:
+    chloe = person(sandbox, CHLOE)
+    response = manager_client.get(queue_url(chloe), headers=HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith(f'<section id="{queue_dom_id(chloe)}"')
+    assert "<html" not in html
+    assert "Grands comptes Rhône-Alpes" in html
+    # A card on the teammates page does not spend a read on the name shown above it.
+    assert [r["path"] for r in requests_to_allo(sandbox)] == ["/v2/api/dialing-queues/current"]
+
+
+def test_every_routing_result_is_shown_in_words(manager_client: Client, sandbox: Sandbox) -> None:
+    page = text(manager_client.get(queue_url(person(sandbox, "Théo Garnier")), {"page": 1}))
+    for words in ("Answered", "Voicemail", "Busy", "Not reached", "Line busy", "Synced"):
+        assert words in page
+    assert "TRANSFERRED_BLAND" not in page and "RING_TIMEOUT" not in page
+
+
+def test_a_routing_result_allo_added_tomorrow_is_shown_as_it_came(
+    manager_client: Client, sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    allo_http.put(
+        f"/_sandbox/queues/{chloe}",
+        json={
+            "voicemail_handling": "SMART_SKIP",
+            "numbers": [
+                {
+                    "number": "+33612345678",
+                    "routing_result": "TRANSFERRED_TO_ROBOT",
+                    "call_start_date": "2026-05-04T09:00:00Z",
+                    "sync_status": "ARCHIVED",
+                }
+            ],
+        },
+    ).raise_for_status()
+    response = manager_client.get(queue_url(chloe))
+    assert response.status_code == 200
+    page = text(response)
+    assert "TRANSFERRED_TO_ROBOT" in page and "ARCHIVED" in page
+    # The unknown setting stays chosen, so saving something else leaves it alone.
+    assert 'value="SMART_SKIP"' in response.content.decode()
+    assert response.context["form"].initial["voicemail_handling"] == "SMART_SKIP"
+
+
+def test_a_large_queue_is_paged_and_the_next_page_costs_one_read(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    jerome = person(sandbox, JEROME)
+    page = text(manager_client.get(queue_url(jerome)))
+    assert "1000 numbers" in page and "Page 1 of 40" in page
+    forget_requests(sandbox)
+    response = manager_client.get(
+        queue_url(jerome),
+        {"page": 2},
+        headers={**HTMX, "HX-Target": f"{queue_dom_id(jerome)}-numbers"},
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<div id="{queue_dom_id(jerome)}-numbers"')
+    assert 'title="Position 25 in Allo">26<' in html
+    assert "Page 2 of 40" in text(response)
+    reads = requests_to_allo(sandbox)
+    assert len(reads) == 1
+    assert reads[0]["query"]["page"] == "2" and reads[0]["query"]["size"] == "25"
+
+
+def test_a_page_past_the_end_shows_the_last_page(manager_client: Client, sandbox: Sandbox) -> None:
+    response = manager_client.get(queue_url(person(sandbox, "Léa Moreau")), {"page": 99})
+    assert "137 numbers" in text(response) and "Page 6 of 6" in text(response)
+    assert 'title="Position 136 in Allo">137<' in response.content.decode()
+
+
+def test_a_queue_without_a_name_says_untitled_and_leaves_the_name_empty(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    response = manager_client.get(queue_url(person(sandbox, ZOE)))
+    page = text(response)
+    assert "Untitled queue" in page and "0 numbers" in page
+    assert response.context["form"].initial["name"] == ""
+
+
+def test_a_teammate_without_a_queue_is_told_saving_creates_one(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    anais = person(sandbox, ANAIS)
+    response = manager_client.get(queue_url(anais))
+    assert "No queue yet for Anaïs Fontaine. Saving these settings creates one." in text(response)
+    initial = response.context["form"].initial
+    assert (initial["name"], initial["voicemail_handling"], initial["do_not_disturb"]) == (
+        "",
+        "NO_SKIP",
+        "DISABLED",
+    )
+    response = save(manager_client, sandbox, anais, name="Premiers appels")
+    assert "Saved." in text(response)
+    assert settings_of(sandbox, anais) == ("Premiers appels", "NO_SKIP", "DISABLED")
+
+
+def test_a_teammate_not_on_the_team_gets_a_friendly_not_found_page(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    response = manager_client.get(queue_url(sandbox.outsider_id))
+    assert response.status_code == 404
+    assert "This person is no longer on the team in Allo." in text(response)
+
+
+def test_a_teammate_not_on_the_team_gets_a_friendly_card(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    response = manager_client.get(queue_url("usr-NOT-ON-THIS-TEAM"), headers=HTMX)
+    # 200 so that htmx swaps it into the card.
+    assert response.status_code == 200
+    assert "This person is no longer on the team in Allo." in text(response)
+
+
+def test_a_queue_that_fails_to_load_says_so_in_its_own_card(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    fault(sandbox, status=500, count=1)
+    response = manager_client.get(queue_url(chloe), headers=HTMX)
+    assert response.status_code == 200
+    assert f'id="{queue_dom_id(chloe)}"' in response.content.decode()
+    assert "Allo could not be reached. Try again in a moment." in text(response)
+    assert "Try again" in text(response)
+    # The next teammate's card is not affected.
+    assert "Grands comptes" not in text(response)
+    assert "Base prospects" in text(
+        manager_client.get(queue_url(person(sandbox, JEROME)), headers=HTMX)
+    )
+
+
+def test_a_card_allo_is_too_busy_for_tries_again_by_itself(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
+) -> None:
+    sandbox.read_limit = 1
+    manager_client.get("/")  # spends this second's only read
+    response = manager_client.get(queue_url(person(sandbox, CHLOE)), headers=HTMX)
+    assert "Allo is busy right now; try again in 1 second." in text(response)
+    assert re.search(r'hx-trigger="load delay:\d+ms"', response.content.decode())
+    sandbox_clock.advance(1)
+    assert "Grands comptes" in text(
+        manager_client.get(queue_url(person(sandbox, CHLOE)), headers=HTMX)
+    )
+
+
+def test_a_queue_read_that_comes_back_for_someone_else_is_not_shown(
+    manager_client: Client, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An Allo that ignores the teammate fields answers with the key owner's own queue.
+    sandbox.teammate_field = "none"
+    with caplog.at_level(logging.ERROR, logger="dashboard.failures"):
+        response = manager_client.get(queue_url(person(sandbox, CHLOE)))
+    assert response.status_code == 200
+    page = text(response)
+    assert "Allo answered with a different person's queue (Camille Lefèvre)" in page
+    assert "Relances salon Batimat" not in page
+    assert "Grands comptes" not in page
+    assert any(r.levelno == logging.ERROR for r in caplog.records)
+
+
+# Saving -----------------------------------------------------------------------------------------
+
+
+def test_an_htmx_save_sends_only_the_changed_setting_and_shows_what_allo_returned(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    before = every_queue(sandbox)
+    response = save(manager_client, sandbox, chloe, voicemail_handling="SKIP")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<section id="{queue_dom_id(chloe)}"')
+    assert "Saved. Allo confirmed the queue's new settings" in text(response)
+    assert 'role="status"' in html
+    assert response.context["form"].initial["voicemail_handling"] == "SKIP"
+    assert "12 numbers" in text(response)  # the numbers Allo returned, re-rendered
+    # Allo received one PATCH naming the teammate, with only the changed field.
+    (patch,) = requests_to_allo(sandbox)
+    assert patch["method"] == "PATCH"
+    assert patch["body"] == {"voicemail_handling": "SKIP", "user_id": chloe, "user_pid": chloe}
+    # Her queue changed, and nobody else's.
+    after = every_queue(sandbox)
+    assert after[chloe] == ("Grands comptes Rhône-Alpes", "SKIP", "ENABLED")
+    assert {k: v for k, v in after.items() if k != chloe} == {
+        k: v for k, v in before.items() if k != chloe
+    }
+
+
+def test_a_save_of_every_setting_sends_each(manager_client: Client, sandbox: Sandbox) -> None:
+    chloe = person(sandbox, CHLOE)
+    save(
+        manager_client,
+        sandbox,
+        chloe,
+        name="Comptes clés",
+        voicemail_handling="SKIP",
+        do_not_disturb="DISABLED",
+    )
+    (patch,) = requests_to_allo(sandbox)
+    assert patch["body"] == {
+        "name": "Comptes clés",
+        "voicemail_handling": "SKIP",
+        "do_not_disturb": "DISABLED",
+        "user_id": chloe,
+        "user_pid": chloe,
+    }
+
+
+def test_a_plain_post_saves_then_redirects_to_the_queue_page_with_a_message(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    response = save(manager_client, sandbox, chloe, htmx=False, do_not_disturb="DISABLED")
+    assert response.status_code == 302
+    assert response["Location"] == queue_url(chloe)
+    assert settings_of(sandbox, chloe) == ("Grands comptes Rhône-Alpes", "NO_SKIP", "DISABLED")
+    page = manager_client.get(response["Location"])
+    assert "Saved. Allo confirmed the queue's new settings." in text(page)
+    assert page.context["form"].initial["do_not_disturb"] == "DISABLED"
+
+
+def test_saving_with_nothing_changed_sends_nothing_to_allo(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    response = save(manager_client, sandbox, chloe)
+    assert response.status_code == 200
+    assert "Nothing to save" in text(response)
+    assert response["HX-Retarget"] == f"#{queue_dom_id(chloe)}-form"
+    assert response["HX-Reswap"] == "outerHTML"
+    assert requests_to_allo(sandbox) == []
+
+
+def test_a_plain_post_with_nothing_changed_sends_no_change(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    response = save(manager_client, sandbox, chloe, htmx=False)
+    assert response.status_code == 302
+    assert requests_to_allo(sandbox, "PATCH") == []
+    assert "Nothing to save" in text(manager_client.get(response["Location"]))
+
+
+def test_an_untouched_unknown_setting_is_not_sent_back(
+    manager_client: Client, sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    allo_http.put(f"/_sandbox/queues/{chloe}", json={"voicemail_handling": "SMART_SKIP"})
+    save(manager_client, sandbox, chloe, name="Renamed")
+    (patch,) = requests_to_allo(sandbox, "PATCH")
+    assert patch["body"] == {"name": "Renamed", "user_id": chloe, "user_pid": chloe}
+
+
+# Errors while saving ------------------------------------------------------------------------------
+
+
+def assert_kept(response: Any, **typed: str) -> None:
+    """The form came back with what the manager typed."""
+    form = response.context["form"]
+    for key, value in typed.items():
+        assert form[key].value() == value, key
+
+
+def assert_form_swapped(response: Any, user_id: str) -> None:
+    """htmx swaps only the form, so the numbers table stays."""
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == f"#{queue_dom_id(user_id)}-form"
+    assert response.content.decode().lstrip().startswith(f'<form id="{queue_dom_id(user_id)}-form"')
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"name": "x" * 256}, "name", "at most 255 characters"),
+        ({"name": ""}, "name", "A queue's name cannot be removed in Allo."),
+        ({"name": "   "}, "name", "A queue's name cannot be removed in Allo."),
+        ({"voicemail_handling": "SOMETIMES"}, "voicemail_handling", "Select a valid choice."),
+        ({"do_not_disturb": ""}, "do_not_disturb", "This field is required."),
+    ],
+)
+def test_a_value_allo_would_refuse_is_caught_here_and_nothing_is_sent(
+    manager_client: Client,
+    sandbox: Sandbox,
+    changes: dict[str, str],
+    field: str,
+    words: str,
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    response = save(manager_client, sandbox, chloe, **{"voicemail_handling": "SKIP", **changes})
+    assert_form_swapped(response, chloe)
+    assert words in " ".join(response.context["form"].errors[field])
+    assert words in text(response)
+    assert requests_to_allo(sandbox) == []
+    if field != "voicemail_handling":
+        assert_kept(response, voicemail_handling="SKIP")
+
+
+def test_a_plain_post_with_a_bad_value_shows_the_whole_page_with_the_typed_values(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    response = save(
+        manager_client, sandbox, chloe, htmx=False, name="y" * 300, do_not_disturb="DISABLED"
+    )
+    assert response.status_code == 200
+    assert "<html" in response.content.decode()
+    assert "at most 255 characters" in text(response)
+    assert_kept(response, name="y" * 300, do_not_disturb="DISABLED")
+    assert "12 numbers" in text(response)
+    assert requests_to_allo(sandbox, "PATCH") == []
+
+
+def test_allos_refusal_is_shown_on_the_field_it_names(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    """Allo's 400 naming ``name``; the sandbox has no fault that names a field, so a transport
+    in front of it answers the PATCH with Allo's documented envelope."""
+
+    inner = sandbox_transport(sandbox)
+
+    def refuse_patches(request: httpx.Request) -> httpx.Response:
+        if request.method != "PATCH":
+            return inner.handle_request(request)
+        return httpx.Response(
+            400,
+            json={
+                "error": {
+                    "type": "validation_error",
+                    "code": "VALIDATION_ERROR",
+                    "message": "name contains characters Allo does not allow.",
+                    "param": "name",
+                    "request_id": "req_refused_1",
+                }
+            },
+        )
+
+    client = build_client(
+        base_url="http://allo.test",
+        api_key=sandbox.api_key,
+        transport=httpx.MockTransport(refuse_patches),
+    )
+    previous = install_client(client)
+    try:
+        chloe = person(sandbox, CHLOE)
+        response = save(manager_client, sandbox, chloe, name="Comptes 🔑")
+    finally:
+        install_client(previous)
+    assert_form_swapped(response, chloe)
+    assert response.context["form"].errors["name"] == [
+        "Allo refused this: name contains characters Allo does not allow."
+    ]
+    assert_kept(response, name="Comptes 🔑")
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"status": 401}, "The dashboard's Allo API key was refused. An administrator needs"),
+        ({"status": 429}, "Allo is busy right now; try again in 1 second."),
+        (
+            {"status": 503},
+            "Allo did not confirm the change; it may or may not have been applied. Reload",
+        ),
+        ({"hang": True}, "Allo did not confirm the change; it may or may not have been applied."),
+        (
+            {"malformed": True},
+            "Allo did not confirm the change; it may or may not have been applied.",
+        ),
+    ],
+)
+def test_an_allo_failure_on_save_is_explained_and_the_typed_values_kept(
+    manager_client: Client, sandbox: Sandbox, spec: dict[str, Any], words: str
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = {
+        **shown_form(manager_client, chloe),
+        "name": "Comptes clés",
+        "voicemail_handling": "SKIP",
+    }
+    fault(sandbox, methods=["PATCH"], **spec)
+    response = manager_client.post(queue_url(chloe), data, headers=HTMX)
+    assert_form_swapped(response, chloe)
+    assert words in text(response)
+    assert "Saved" not in text(response)
+    assert_kept(response, name="Comptes clés", voicemail_handling="SKIP")
+    # The fault stood in for Allo's answer: her queue is as it was.
+    assert settings_of(sandbox, chloe) == ("Grands comptes Rhône-Alpes", "NO_SKIP", "ENABLED")
+
+
+def test_a_change_allo_applied_but_did_not_confirm_is_never_called_unchanged(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = {**shown_form(manager_client, chloe), "voicemail_handling": "SKIP"}
+    fault(sandbox, methods=["PATCH"], apply_then_fail=True)
+    response = manager_client.post(queue_url(chloe), data, headers=HTMX)
+    page = text(response)
+    assert "it may or may not have been applied. Reload the queue to check." in page
+    assert "nothing was changed" not in page
+    assert settings_of(sandbox, chloe)[1] == "SKIP"  # it was, in fact, applied
+
+
+def test_a_refused_connection_says_nothing_was_changed(
+    manager_client: Client, sandbox: Sandbox, unreachable_allo: AlloClient
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = {
+        "name": "Comptes clés",
+        "voicemail_handling": "SKIP",
+        "do_not_disturb": "ENABLED",
+        "seen_name": "Grands comptes Rhône-Alpes",
+        "seen_voicemail_handling": "NO_SKIP",
+        "seen_do_not_disturb": "ENABLED",
+    }
+    response = manager_client.post(queue_url(chloe), data, headers=HTMX)
+    assert_form_swapped(response, chloe)
+    assert "Allo could not be reached, so nothing was changed. Try again in a moment." in text(
+        response
+    )
+    assert_kept(response, name="Comptes clés", voicemail_handling="SKIP")
+
+
+def test_a_key_without_the_queue_permission_names_it(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = {**shown_form(manager_client, chloe), "voicemail_handling": "SKIP"}
+    sandbox.scopes = ["USERS_READ"]
+    response = manager_client.post(queue_url(chloe), data, headers=HTMX)
+    assert "lacks the DIALING_QUEUE_READ_WRITE permission" in text(response)
+    assert "An administrator needs to add it" in text(response)
+
+
+def test_a_missing_permission_in_allos_older_error_shape_is_named_too(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    sandbox.scope_error_shape = "v1"
+    sandbox.scopes = ["USERS_READ"]
+    response = manager_client.get(queue_url(person(sandbox, CHLOE)), headers=HTMX)
+    assert "lacks the DIALING_QUEUE_READ_WRITE permission" in text(response)
+
+
+def test_saving_for_someone_no_longer_on_the_team_says_so_and_keeps_the_values(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    data = {
+        "name": "Leur liste",
+        "voicemail_handling": "SKIP",
+        "do_not_disturb": "ENABLED",
+        "seen_name": "",
+        "seen_voicemail_handling": "NO_SKIP",
+        "seen_do_not_disturb": "DISABLED",
+    }
+    response = manager_client.post(queue_url(sandbox.outsider_id), data, headers=HTMX)
+    assert "This person is no longer on the team in Allo." in text(response)
+    assert_kept(response, name="Leur liste")
+    (patch,) = requests_to_allo(sandbox, "PATCH")
+    assert patch["status"] == 404
+
+
+def test_five_saves_a_second_is_allos_limit_and_the_sixth_says_when_to_retry(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = shown_form(manager_client, chloe)
+    for index in range(5):
+        name = f"Essai {index}"
+        response = manager_client.post(queue_url(chloe), {**data, "name": name}, headers=HTMX)
+        assert "Saved." in text(response)
+        data = {**data, "seen_name": name}
+    response = manager_client.post(queue_url(chloe), {**data, "name": "Encore"}, headers=HTMX)
+    assert "Allo is busy right now; try again in 1 second." in text(response)
+    assert_kept(response, name="Encore")
+    assert settings_of(sandbox, chloe)[0] == "Essai 4"
+
+
+def test_a_save_that_lands_on_someone_elses_queue_is_loud_and_never_saved(
+    manager_client: Client, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = {**shown_form(manager_client, chloe), "voicemail_handling": "SKIP"}
+    sandbox.teammate_field = "none"  # Allo ignores the teammate fields: the owner's queue moves
+    with caplog.at_level(logging.ERROR, logger="dashboard.failures"):
+        response = manager_client.post(queue_url(chloe), data, headers=HTMX)
+    assert_form_swapped(response, chloe)
+    page = text(response)
+    assert (
+        "Allo applied this to a different person's queue (Camille Lefèvre)! Nothing was saved "
+        "for Chloé Dubois-Maréchal. Tell an administrator." in page
+    )
+    assert "Saved." not in page
+    assert 'class="alert alert--alarm" role="alert"' in response.content.decode()
+    assert settings_of(sandbox, chloe)[1] == "NO_SKIP"
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and "request_id" in errors[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"status": 500}, {"status": 502}, {"hang": True}, {"malformed": True}, {"status": 429}],
+)
+@pytest.mark.parametrize("htmx", [True, False])
+def test_no_allo_failure_ever_makes_a_server_error_page(
+    manager_client: Client, sandbox: Sandbox, spec: dict[str, Any], htmx: bool
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = {**shown_form(manager_client, chloe), "voicemail_handling": "SKIP"}
+    fault(sandbox, **spec)
+    headers = HTMX if htmx else {}
+    for response in (
+        manager_client.get("/", headers=headers),
+        manager_client.get(queue_url(chloe), headers=headers),
+        manager_client.post(queue_url(chloe), data, headers=headers),
+        manager_client.get("/connection/", headers=headers),
+    ):
+        assert response.status_code == 200
+        assert "Allo" in text(response)
+
+
+# The connection page ----------------------------------------------------------------------------
+
+
+def test_the_connection_page_says_what_allo_knows_of_the_key_but_never_the_key(
+    manager_client: Client, sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    me = allo_http.get("/v2/api/me").json()["data"]
+    response = manager_client.get("/connection/")
+    page = text(response)
+    assert "http://allo.test" in page
+    assert me["team"]["name"] in page and me["api_key_id"] in page
+    assert "USERS_READ" in page and "DIALING_QUEUE_READ_WRITE" in page
+    assert "20 reads and 5 writes per second" in page
+    assert "/v2/api/dialing-queues/current" in page
+    assert "lacks the" not in page
+    assert sandbox.api_key not in response.content.decode()
+
+
+def test_the_connection_page_warns_of_each_missing_permission(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    sandbox.scopes = []
+    page = text(manager_client.get("/connection/"))
+    assert "The API key lacks the USERS_READ permission." in page
+    assert "The API key lacks the DIALING_QUEUE_READ_WRITE permission." in page
+    assert "no queue can be read or changed" in page
+
+
+def test_the_connection_page_explains_a_refused_key(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    fault(sandbox, status=401)
+    response = manager_client.get("/connection/")
+    assert response.status_code == 200
+    assert "The dashboard's Allo API key was refused." in text(response)
+
+
+# Fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unreachable_allo(allo: AlloClient) -> Iterator[AlloClient]:
+    """A client pointed at a loopback port nobody listens on: every request is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = build_client(base_url=f"http://127.0.0.1:{port}", api_key="ak_live_unused")
+    previous = install_client(client)
+    yield client
+    install_client(previous)
+    client.close()
+
+
+def test_allos_older_unpaged_queue_shape_shows_the_same_card(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, "Léa Moreau")
+    paged = text(manager_client.get(queue_url(lea), {"page": 2}))
+    sandbox.get_shape = "legacy"
+    legacy = text(manager_client.get(queue_url(lea), {"page": 2}))
+    assert legacy == paged
+    assert "137 numbers" in legacy and "Page 2 of 6" in legacy
+
+
+def test_pages_carry_no_inline_script_or_style_for_the_csp(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    for response in (
+        manager_client.get("/"),
+        manager_client.get(queue_url(chloe)),
+        manager_client.get(queue_url(chloe), headers=HTMX),
+        manager_client.get("/connection/"),
+    ):
+        html = response.content.decode()
+        assert " style=" not in html and "<style" not in html
+        assert " hx-on" not in html
+        for script in re.findall(r"<script[^>]*>", html):
+            assert 'src="/static/' in script and "nonce=" in script
+    assert "script-src 'self' 'nonce-" in response["Content-Security-Policy"]
