@@ -248,6 +248,26 @@ def test_every_api_answer_carries_the_rate_limit_headers(
     assert {r.headers["X-RateLimit-Reset"] for r in (ok, failed, write)} == {window_end}
 
 
+def test_an_unexpected_failure_is_a_500_that_is_counted_and_carries_the_budget(
+    sandbox: Sandbox, sandbox_clock: FakeClock, allo_http: httpx.Client
+) -> None:
+    # A world a test left inconsistent (a queue slot holding no number) breaks the endpoint.
+    queue = sandbox.current_queue(sandbox.owner_id)
+    assert queue is not None
+    queue.numbers.append(None)  # type: ignore[arg-type]
+    response = allo_http.get(QUEUE, headers={"X-Request-Id": "dash-500"})
+    assert response.status_code == 500
+    error = error_of(response)
+    assert (error["type"], error["code"]) == ("server_error", "INTERNAL_SERVER_ERROR")
+    assert error["request_id"] == "dash-500" and error["retryable"] is True
+    assert response.headers["X-RateLimit-Limit"] == "20"
+    assert response.headers["X-RateLimit-Remaining"] == "19"
+    assert response.headers["X-RateLimit-Reset"] == str(int(sandbox_clock()) + 1)
+    stats = control(allo_http, "GET", "/_sandbox/stats")
+    assert stats["requests"] == [{"method": "GET", "path": QUEUE, "status": 500, "count": 1}]
+    assert stats["log"][-1]["request_id"] == "dash-500"
+
+
 def test_it_answers_429_past_five_writes_in_one_second(
     sandbox: Sandbox, sandbox_clock: FakeClock, allo_http: httpx.Client
 ) -> None:
@@ -555,6 +575,99 @@ def test_a_teammate_field_sent_as_null_counts_as_not_sent(
 ) -> None:
     response = allo_http.patch(QUEUE, json={"user_id": None, "name": "Null target"})
     assert response.json()["data"]["assignee_id"] == sandbox.owner_id
+
+
+def test_allo_can_honour_the_teammate_on_some_methods_and_ignore_it_on_others(
+    sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    sandbox.teammate_field_by_method = {"POST": "none", "delete": "none"}
+    matheo = uid(sandbox, MATHEO)
+    owner_numbers = queue_numbers(sandbox, OWNER)
+
+    read = allo_http.get(QUEUE, params={"user_id": matheo}).json()
+    upsert = allo_http.patch(QUEUE, json={"user_id": matheo, "name": "Pour Mathéo"}).json()
+    appended = allo_http.post(
+        NUMBERS, json={"user_id": matheo, "numbers": [{"number": "0612345678"}]}
+    )
+    cleared = allo_http.delete(NUMBERS, params={"user_id": matheo, "position": "0"})
+
+    assert read["queue"]["assignee_id"] == matheo
+    assert upsert["data"]["assignee_id"] == matheo
+    # POST and DELETE silently act on the key owner's queue.
+    assert appended.json()["data"]["added"][0]["position"] == len(owner_numbers)
+    assert cleared.json() == {"data": {"removed": 1}}
+    assert queue_numbers(sandbox, OWNER) == [*owner_numbers[1:], "+33612345678"]
+    assert len(queue_numbers(sandbox, MATHEO)) == 25
+    assert sandbox.teammate_field_by_method == {"POST": "none", "DELETE": "none"}
+
+
+def test_a_per_method_override_can_also_name_the_field_a_method_knows() -> None:
+    sandbox = Sandbox(
+        clock=FakeClock(), teammate_field="user_id", teammate_field_by_method={"GET": "user_pid"}
+    )
+    assert sandbox.teammate_field_for("get") == "user_pid"
+    assert sandbox.teammate_field_for("PATCH") == "user_id"
+    with pytest.raises(ValueError):
+        sandbox.teammate_field_by_method = {"GET": "userid"}
+    with pytest.raises(ValueError):
+        sandbox.teammate_field_by_method = {"PUT": "none"}
+    assert sandbox.teammate_field_by_method == {"GET": "user_pid"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "field"),
+    [("user_id", "user_pid"), ("user_pid", "user_id"), ("none", "user_id")],
+)
+def test_a_strict_allo_refuses_a_teammate_field_it_does_not_know(
+    mode: str, field: str, sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    sandbox.teammate_field = mode
+    sandbox.strict_fields = True
+    matheo = uid(sandbox, MATHEO)
+
+    read = allo_http.get(QUEUE, params={field: matheo})
+    written = allo_http.patch(QUEUE, json={field: matheo, "name": "Refused"})
+    cleared = allo_http.delete(NUMBERS, params={field: matheo, "unassigned": "true"})
+
+    for response in (read, written, cleared):
+        assert response.status_code == 400
+        error = error_of(response)
+        assert (error["type"], error["code"], error["param"]) == (
+            "validation_error",
+            "UNKNOWN_FIELD",
+            field,
+        )
+        assert error["errors"] == [
+            {"field": field, "code": "UNKNOWN_FIELD", "message": error["message"]}
+        ]
+    owner_queue = sandbox.queue_of(sandbox.owner_id)
+    assert owner_queue is not None and owner_queue["name"] != "Refused"
+
+
+def test_a_strict_allo_still_reads_the_fields_it_knows_and_refuses_even_a_null(
+    sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    sandbox.teammate_field = "user_id"
+    sandbox.strict_fields = True
+    matheo = uid(sandbox, MATHEO)
+    read = allo_http.get(QUEUE, params={"user_id": matheo})
+    assert read.json()["queue"]["assignee_id"] == matheo
+    by_email = allo_http.patch(QUEUE, json={"email": sandbox.user_named(MATHEO)["email"]})
+    assert by_email.json()["data"]["assignee_id"] == matheo
+    nulled = allo_http.patch(QUEUE, json={"user_id": matheo, "user_pid": None})
+    assert nulled.status_code == 400 and error_of(nulled)["param"] == "user_pid"
+
+
+def test_strict_fields_follow_the_per_method_mode(
+    sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    sandbox.strict_fields = True
+    sandbox.teammate_field_by_method = {"POST": "user_pid"}
+    lea = uid(sandbox, LEA)
+    reset = allo_http.post(QUEUE, json={"user_id": lea})
+    assert reset.status_code == 400 and error_of(reset)["param"] == "user_id"
+    assert allo_http.post(QUEUE, json={"user_pid": lea}).json()["data"]["assignee_id"] == lea
+    assert allo_http.get(QUEUE, params={"user_id": lea}).status_code == 200
 
 
 def test_an_id_beats_an_email(sandbox: Sandbox, allo_http: httpx.Client) -> None:
@@ -1066,6 +1179,72 @@ def test_a_fault_can_name_the_code_allo_answers_with(allo_http: httpx.Client) ->
     assert error_of(response)["code"] == "DIALING_QUEUE_APPEND_CONFLICT"
 
 
+def test_a_validation_fault_names_the_field_and_the_message(
+    sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    fault = {
+        "status": 400,
+        "code": "VALIDATION_ERROR",
+        "param": "name",
+        "message": "Name is not allowed",
+        "count": 1,
+        "methods": ["PATCH"],
+    }
+    switched = control(allo_http, "POST", "/_sandbox/faults", fault)
+    assert (switched["param"], switched["message"]) == ("name", "Name is not allowed")
+    assert allo_http.get(QUEUE).status_code == 200
+    response = allo_http.patch(QUEUE, json={"name": "Interdit"})
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "type": "validation_error",
+        "code": "VALIDATION_ERROR",
+        "message": "Name is not allowed",
+        "param": "name",
+        "errors": [{"field": "name", "code": "VALIDATION_ERROR", "message": "Name is not allowed"}],
+        "retryable": False,
+        "request_id": error_of(response)["request_id"],
+    }
+    assert "X-RateLimit-Remaining" in response.headers
+    queue = sandbox.queue_of(sandbox.owner_id)
+    assert queue is not None and queue["name"] != "Interdit"
+    assert allo_http.patch(QUEUE, json={"name": "Permis"}).status_code == 200
+
+
+def test_a_fault_can_carry_a_message_without_a_param(allo_http: httpx.Client) -> None:
+    control(allo_http, "POST", "/_sandbox/faults", {"status": 503, "message": "Maintenance"})
+    error = error_of(allo_http.get("/v2/api/me"))
+    assert error["message"] == "Maintenance" and "param" not in error and "errors" not in error
+
+
+def test_a_latency_within_the_clients_read_timeout_is_waited_out(
+    allo_http: httpx.Client,
+) -> None:
+    control(allo_http, "POST", "/_sandbox/faults", {"latency_ms": 5, "count": 1})
+    assert allo_http.get("/v2/api/me", timeout=5).status_code == 200
+    log = control(allo_http, "GET", "/_sandbox/stats")["log"]
+    assert [(row["status"], row["fault"]) for row in log] == [(200, "latency")]
+
+
+@pytest.mark.parametrize(
+    ("fault", "applied"),
+    [
+        ({"latency_ms": 2000}, True),
+        ({"latency_ms": 2000, "apply_then_fail": True, "status": 502}, True),
+        ({"latency_ms": 2000, "status": 500}, False),
+    ],
+)
+def test_a_latency_past_the_clients_read_timeout_is_a_read_timeout_without_waiting(
+    fault: dict[str, Any], applied: bool, sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    control(allo_http, "POST", "/_sandbox/faults", {**fault, "count": 1})
+    with pytest.raises(httpx.ReadTimeout):
+        allo_http.patch(QUEUE, json={"name": "Slow"}, timeout=0.05)
+    # As over the socket: the request was handled before its answer was held back.
+    queue = sandbox.queue_of(sandbox.owner_id)
+    assert queue is not None and (queue["name"] == "Slow") is applied
+    assert len(control(allo_http, "GET", "/_sandbox/stats")["log"]) == 1
+
+
 def test_a_faulted_write_is_not_applied(sandbox: Sandbox, allo_http: httpx.Client) -> None:
     control(allo_http, "POST", "/_sandbox/faults", {"status": 500})
     response = allo_http.patch(QUEUE, json={"name": "Lost"})
@@ -1155,6 +1334,11 @@ def test_control_requests_are_never_faulted(allo_http: httpx.Client) -> None:
         {"count": 0},
         {"hang": "yes"},
         {"explode": True},
+        {"param": "name"},
+        {"status": 400, "param": 5},
+        {"status": 400, "message": ""},
+        {"malformed": True, "code": "VALIDATION_ERROR"},
+        {"hang": True, "message": "Never seen"},
     ],
 )
 def test_a_fault_that_makes_no_sense_is_refused(
@@ -1369,11 +1553,50 @@ def test_the_config_switches_the_api_version_being_imitated(
     assert sandbox.get_shape == "legacy"
 
 
-def test_the_sandbox_refuses_a_setting_it_does_not_know() -> None:
-    with pytest.raises(ValueError):
-        Sandbox(teammate_field="userid")
-    with pytest.raises(ValueError):
-        Sandbox(get_shape="pages")
+def test_the_config_sets_per_method_teammate_fields_and_strict_fields(
+    sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    config = control(
+        allo_http,
+        "PATCH",
+        "/_sandbox/config",
+        {"teammate_field_by_method": {"post": "none", "DELETE": "none"}, "strict_fields": True},
+    )
+    assert config["teammate_field_by_method"] == {"POST": "none", "DELETE": "none"}
+    assert config["strict_fields"] is True
+    assert sandbox.teammate_field_for("POST") == "none" and sandbox.strict_fields
+    for bad in (
+        {"teammate_field_by_method": {"POST": "userid"}},
+        {"teammate_field_by_method": {"PUT": "none"}},
+        {"teammate_field_by_method": ["POST"]},
+        {"strict_fields": "yes"},
+    ):
+        response = allo_http.patch("/_sandbox/config", json={**bad, "get_shape": "legacy"})
+        assert response.status_code == 400
+        assert error_of(response)["param"] in bad
+    assert sandbox.get_shape == "paginated"
+    assert sandbox.teammate_field_by_method == {"POST": "none", "DELETE": "none"}
+    cleared = control(allo_http, "PATCH", "/_sandbox/config", {"teammate_field_by_method": {}})
+    assert cleared["teammate_field_by_method"] == {} and cleared["strict_fields"] is True
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("teammate_field", "userid"),
+        ("get_shape", "pages"),
+        ("scope_error_shape", "v3"),
+        ("date_style", "unix"),
+    ],
+)
+def test_the_sandbox_refuses_a_setting_it_does_not_know(setting: str, value: str) -> None:
+    with pytest.raises(ValueError, match=setting):
+        Sandbox(**{setting: value})
+    sandbox = Sandbox(clock=FakeClock())
+    before = getattr(sandbox, setting)
+    with pytest.raises(ValueError, match=setting):
+        setattr(sandbox, setting, value)
+    assert getattr(sandbox, setting) == before
 
 
 # The seed -----------------------------------------------------------------------------------------
@@ -1521,6 +1744,21 @@ def test_the_simulated_dialing_is_deterministic() -> None:
         one.dial_step()
         two.dial_step()
     assert every_queue(one) == every_queue(two)
+
+
+def test_a_test_can_wait_for_dial_steps_and_requests_without_polling(
+    sandbox: Sandbox, allo_http: httpx.Client
+) -> None:
+    assert sandbox.dials == 0
+    assert sandbox.wait_for_dials(1, timeout=0) is False
+    sandbox.dial_step()
+    control(allo_http, "POST", "/_sandbox/dial")
+    assert sandbox.dials == 2 and sandbox.wait_for_dials(2, timeout=0) is True
+    assert sandbox.wait_for_requests(1, timeout=0) is False
+    allo_http.get("/v2/api/me")
+    assert sandbox.wait_for_requests(1, timeout=0) is True
+    sandbox.clear_stats()
+    assert sandbox.wait_for_requests(1, timeout=0) is False
 
 
 def test_a_reset_queue_keeps_its_rep_dialing(sandbox: Sandbox, allo_http: httpx.Client) -> None:

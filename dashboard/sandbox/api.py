@@ -39,13 +39,15 @@ CONTACT_TEXT_FIELDS = ("name", "last_name", "company", "website", "job_title")
 CONTACT_LIST_FIELDS = ("emails", "addresses")
 
 # Which body/query names each imitated API version reads as "the teammate's id". ``email`` is
-# always understood. A name the version does not know is ignored, as an API ignores unknown fields.
+# always understood. A name the version does not know is ignored, as an API ignores unknown fields
+# (or refused with 400 UNKNOWN_FIELD, under the sandbox's ``strict_fields``).
 TEAMMATE_ID_FIELDS: dict[str, tuple[str, ...]] = {
     "both": ("user_id", "user_pid"),
     "user_id": ("user_id",),
     "user_pid": ("user_pid",),
     "none": (),
 }
+ALL_TEAMMATE_ID_FIELDS = ("user_id", "user_pid")
 
 
 @dataclass
@@ -64,11 +66,19 @@ class Call:
 # --- shared rules ----------------------------------------------------------------------------
 
 
-def target(sb: Sandbox, source: Mapping[str, Any]) -> User:
-    """The teammate a request names (query for GET/DELETE, body for PATCH/POST), else the key's
-    owner. An id beats ``email``. Unknown or other-team users give 404 ASSIGNEE_NOT_FOUND."""
+def _teammate_source(call: Call) -> Mapping[str, Any]:
+    """Where a request names its teammate: the query for GET and DELETE, else the JSON body."""
+    return call.params if call.method in {"GET", "DELETE"} else call.body
+
+
+def target(sb: Sandbox, call: Call) -> User:
+    """The teammate a request names, else the key's owner. An id beats ``email``. Unknown or
+    other-team users give 404 ASSIGNEE_NOT_FOUND. Which id names are read depends on the
+    request's method (``Sandbox.teammate_field_for``)."""
     world = sb.world
-    for name in TEAMMATE_ID_FIELDS[sb.teammate_field]:
+    source = _teammate_source(call)
+    known = _known_id_fields(sb, call.method, source)
+    for name in known:
         value = source.get(name)
         if value is None:
             continue
@@ -89,8 +99,26 @@ def target(sb: Sandbox, source: Mapping[str, Any]) -> User:
     return world.owner
 
 
-def _names_a_teammate(sb: Sandbox, source: Mapping[str, Any]) -> bool:
-    names = (*TEAMMATE_ID_FIELDS[sb.teammate_field], "email")
+def _known_id_fields(sb: Sandbox, method: str, source: Mapping[str, Any]) -> tuple[str, ...]:
+    """The teammate id names this method understands. Under ``strict_fields``, a name it does
+    not understand is refused (400 UNKNOWN_FIELD, even when null) rather than ignored."""
+    known = TEAMMATE_ID_FIELDS[sb.teammate_field_for(method)]
+    if sb.strict_fields:
+        for name in ALL_TEAMMATE_ID_FIELDS:
+            if name in source and name not in known:
+                raise ApiError(
+                    400,
+                    "UNKNOWN_FIELD",
+                    f"Unknown field {name!r}.",
+                    param=name,
+                    errors=[FieldError(name, "UNKNOWN_FIELD", f"Unknown field {name!r}.")],
+                )
+    return known
+
+
+def _names_a_teammate(sb: Sandbox, call: Call) -> bool:
+    source = _teammate_source(call)
+    names = (*_known_id_fields(sb, call.method, source), "email")
     return any(source.get(name) is not None for name in names)
 
 
@@ -179,7 +207,7 @@ def read_queue(sb: Sandbox, call: Call) -> Reply:
     style = sb.style
     if sb.get_shape == "legacy":
         # The older API knew no paging: the whole queue, numbers included, or null.
-        user = target(sb, call.params)
+        user = target(sb, call)
         queue = sb.world.current_queue(user.id)
         return 200, {"data": style.queue(queue, numbers=True) if queue else None}
 
@@ -195,7 +223,7 @@ def read_queue(sb: Sandbox, call: Call) -> Reply:
             param="size",
             errors=[FieldError("size", "INVALID_PAGE_SIZE", "size must be between 1 and 100.")],
         )
-    user = target(sb, call.params)
+    user = target(sb, call)
     queue = sb.world.current_queue(user.id)
     if queue is None:
         zeroed = {"page": 0, "size": 0, "total_count": 0, "total_pages": 0, "has_more": False}
@@ -222,7 +250,7 @@ def upsert_queue(sb: Sandbox, call: Call) -> Reply:
     dnd = _enum(body, "do_not_disturb", DO_NOT_DISTURB, errors)
     if errors:
         raise invalid_fields(errors)
-    user = target(sb, body)
+    user = target(sb, call)
     now = sb.clock()
     queue = sb.world.current_queue(user.id) or sb.world.create_queue(assignee_id=user.id, now=now)
     # Only the fields sent are touched; an explicit null leaves the field as it was.
@@ -241,7 +269,7 @@ def reset_queue(sb: Sandbox, call: Call) -> Reply:
     name = _name(call.body, errors)
     if errors:
         raise invalid_fields(errors)
-    user = target(sb, call.body)
+    user = target(sb, call)
     old = sb.world.current_queue(user.id)
     # A fresh queue starts with the defaults (voicemail and do-not-disturb are not carried
     # over). A rep who was dialing stays in their session and dials the new queue.
@@ -286,7 +314,7 @@ def append_numbers(sb: Sandbox, call: Call) -> Reply:
     if errors:
         raise ApiError(400, "VALIDATION_ERROR", errors[0].message, param="numbers", errors=errors)
 
-    user = target(sb, body)
+    user = target(sb, call)
     now = sb.clock()
     valid: list[Entry] = []
     skipped: list[dict[str, str]] = []
@@ -354,7 +382,7 @@ def clear_numbers(sb: Sandbox, call: Call) -> Reply:
         if position is None:
             raise invalid("position", "position must be a whole number from 0.")
 
-    user = target(sb, params)
+    user = target(sb, call)
     queue = sb.world.current_queue(user.id)
     if queue is None:
         raise not_found("DIALING_QUEUE_NOT_FOUND", "This teammate has no queue.")
@@ -387,7 +415,7 @@ def reassign_queue(sb: Sandbox, call: Call) -> Reply:
             "DIALING_QUEUE_ASSIGN_FORBIDDEN",
             "Only an Admin's or a Manager's key may reassign a queue.",
         )
-    if not _names_a_teammate(sb, call.body):
+    if not _names_a_teammate(sb, call):
         raise ApiError(
             400,
             "DIALING_QUEUE_ASSIGNEE_REQUIRED",
@@ -397,7 +425,7 @@ def reassign_queue(sb: Sandbox, call: Call) -> Reply:
     queue = world.queues.get(call.match["queue_id"])
     if queue is None or owner.id not in {queue.creator_id, queue.assignee_id}:
         raise not_found("DIALING_QUEUE_NOT_FOUND", "No such queue.", "queue_id")
-    user = target(sb, call.body)
+    user = target(sb, call)
     if queue.dialing:
         raise ApiError(
             409,

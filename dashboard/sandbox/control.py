@@ -9,7 +9,8 @@ the stats, never faulted.
 - ``POST /_sandbox/reset``: back to the seeded world.
 - ``POST /_sandbox/users``: add a teammate.
 - ``GET|PUT|DELETE /_sandbox/queues/<user id>``: read or set a teammate's current queue.
-- ``GET|PATCH /_sandbox/config``: the API version being imitated (teammate field, GET shape…).
+- ``GET|PATCH /_sandbox/config``: the API version being imitated (teammate field, per-method
+  overrides, strict fields, GET shape…); a PATCH changes only the keys sent, all or nothing.
 - ``POST /_sandbox/dial``: one tick of the simulated reps (``Sandbox.dial_step``).
 """
 
@@ -113,6 +114,8 @@ def dial(sb: Sandbox, call: Call) -> Reply:
 
 _CONFIG_KEYS = (
     "teammate_field",
+    "teammate_field_by_method",
+    "strict_fields",
     "get_shape",
     "scopes",
     "scope_error_shape",
@@ -120,6 +123,7 @@ _CONFIG_KEYS = (
     "read_limit",
     "write_limit",
 )
+_CHOICE_KEYS = ("teammate_field", "get_shape", "scope_error_shape", "date_style")
 
 
 def _config(sb: Sandbox) -> dict[str, Any]:
@@ -141,11 +145,19 @@ def set_config(sb: Sandbox, call: Call) -> Reply:
             isinstance(value, list) and all(isinstance(s, str) for s in value)
         ):
             errors.append(FieldError(key, "INVALID_TYPE", "scopes must be a list of strings."))
+        elif key == "teammate_field_by_method" and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
+            errors.append(
+                FieldError(key, "INVALID_TYPE", f"{key}: an object of method to field mode.")
+            )
+        elif key == "strict_fields" and not isinstance(value, bool):
+            errors.append(FieldError(key, "INVALID_TYPE", f"{key} must be true or false."))
         elif key.endswith("_limit") and (
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
             errors.append(FieldError(key, "INVALID_VALUE", f"{key} must be a positive integer."))
-        elif key not in {"scopes", "read_limit", "write_limit"} and not isinstance(value, str):
+        elif key in _CHOICE_KEYS and not isinstance(value, str):
             errors.append(FieldError(key, "INVALID_TYPE", f"{key} must be a string."))
         else:
             changes[key] = value

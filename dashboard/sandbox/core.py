@@ -22,15 +22,15 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, overload
 
 from dashboard.allo.types import SCOPE_DIALING_QUEUE, SCOPE_USERS_READ
 
 from . import api, control
 from .dialer import dial_step
-from .errors import DEFAULT_CODE_BY_STATUS, ApiError
+from .errors import DEFAULT_CODE_BY_STATUS, ApiError, FieldError
 from .faults import FaultSpec, FaultSwitch
 from .ratelimit import READ, RateLimiter, Verdict, kind_of
 from .seed import build_world
@@ -41,6 +41,8 @@ logger = logging.getLogger("dashboard.sandbox")
 DEFAULT_API_KEY = "ak_live_sandbox_0123456789abcdef"
 ALL_SCOPES: tuple[str, ...] = (SCOPE_USERS_READ, SCOPE_DIALING_QUEUE)
 TEAMMATE_FIELDS = ("both", "user_pid", "user_id", "none")
+# The methods whose teammate field mode ``teammate_field_by_method`` may override.
+TEAMMATE_METHODS = ("GET", "PATCH", "POST", "DELETE")
 GET_SHAPES = ("paginated", "legacy")
 # How a missing scope is answered: the v2 envelope, or the v1 ``{"code", "details"}`` shape
 # (allo-api.md: "may come in either shape").
@@ -106,6 +108,10 @@ class Traffic:
     def __init__(self, size: int = LOG_SIZE) -> None:
         self.counts: dict[tuple[str, str, int | None], int] = {}
         self.log: deque[dict[str, Any]] = deque(maxlen=size)
+        # Requests recorded since the last clear (the log keeps only the last ``size``), and
+        # the condition a test waits on for a request served by another thread.
+        self.seen = 0
+        self._recorded = threading.Condition()
 
     def record(
         self, req: SandboxRequest, status: int | None, request_id: str, fault: str | None
@@ -125,6 +131,13 @@ class Traffic:
                 "headers": headers,
             }
         )
+        with self._recorded:
+            self.seen += 1
+            self._recorded.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        with self._recorded:
+            return self._recorded.wait_for(lambda: self.seen >= count, timeout)
 
     def to_json(self) -> dict[str, Any]:
         rows = [
@@ -136,6 +149,31 @@ class Traffic:
     def clear(self) -> None:
         self.counts.clear()
         self.log.clear()
+        with self._recorded:
+            self.seen = 0
+
+
+class _Choice:
+    """A setting that must be one of ``allowed`` (ValueError otherwise), stored as ``_<name>``."""
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        self.allowed = allowed
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _Choice: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> str: ...
+    def __get__(self, instance: object | None, owner: type | None = None) -> str | _Choice:
+        if instance is None:
+            return self
+        return instance.__dict__[f"_{self.name}"]
+
+    def __set__(self, instance: object, value: str) -> None:
+        instance.__dict__[f"_{self.name}"] = _one_of(self.name, value, self.allowed)
 
 
 class Sandbox:
@@ -154,6 +192,8 @@ class Sandbox:
         write_limit: int = 5,
         scope_error_shape: str = "v2",
         date_style: str = "z",
+        teammate_field_by_method: Mapping[str, str] | None = None,
+        strict_fields: bool = False,
     ) -> None:
         self.api_key = api_key
         self.seed = seed
@@ -165,7 +205,14 @@ class Sandbox:
         self.get_shape = get_shape
         self.scope_error_shape = scope_error_shape
         self.date_style = date_style
+        self.teammate_field_by_method = teammate_field_by_method
+        # Refuse (400 UNKNOWN_FIELD) a teammate field name the mode in force does not know,
+        # instead of ignoring it: an Allo whose request parser forbids unknown fields.
+        self.strict_fields = strict_fields
         self.lock = threading.RLock()
+        # Signalled after every dial step, so that a test can wait for the dialing thread.
+        self._dialed = threading.Condition()
+        self._dial_count = 0
         self.limiter = RateLimiter(clock)
         self.faults = FaultSwitch()
         self.traffic = Traffic()
@@ -174,37 +221,33 @@ class Sandbox:
 
     # --- settings a test may flip at runtime -------------------------------------------------
 
-    @property
-    def teammate_field(self) -> str:
-        return self._teammate_field
-
-    @teammate_field.setter
-    def teammate_field(self, value: str) -> None:
-        self._teammate_field = _one_of("teammate_field", value, TEAMMATE_FIELDS)
+    teammate_field = _Choice(TEAMMATE_FIELDS)
+    get_shape = _Choice(GET_SHAPES)
+    scope_error_shape = _Choice(SCOPE_ERROR_SHAPES)
+    date_style = _Choice(DATE_STYLES)
 
     @property
-    def get_shape(self) -> str:
-        return self._get_shape
+    def teammate_field_by_method(self) -> dict[str, str]:
+        """Per-method overrides of ``teammate_field``, e.g. ``{"POST": "none"}``: an Allo that
+        honours the teammate on reads but silently writes to the key owner's queue."""
+        return dict(self._teammate_field_by_method)
 
-    @get_shape.setter
-    def get_shape(self, value: str) -> None:
-        self._get_shape = _one_of("get_shape", value, GET_SHAPES)
+    @teammate_field_by_method.setter
+    def teammate_field_by_method(self, value: Mapping[str, str] | None) -> None:
+        overrides: dict[str, str] = {}
+        for method, mode in (value or {}).items():
+            name = str(method).upper()
+            if name not in TEAMMATE_METHODS:
+                raise ValueError(
+                    f"teammate_field_by_method keys must be among {', '.join(TEAMMATE_METHODS)}, "
+                    f"not {method!r}."
+                )
+            overrides[name] = _one_of(f"teammate_field_by_method[{name}]", mode, TEAMMATE_FIELDS)
+        self._teammate_field_by_method = overrides
 
-    @property
-    def scope_error_shape(self) -> str:
-        return self._scope_error_shape
-
-    @scope_error_shape.setter
-    def scope_error_shape(self, value: str) -> None:
-        self._scope_error_shape = _one_of("scope_error_shape", value, SCOPE_ERROR_SHAPES)
-
-    @property
-    def date_style(self) -> str:
-        return self._date_style
-
-    @date_style.setter
-    def date_style(self, value: str) -> None:
-        self._date_style = _one_of("date_style", value, DATE_STYLES)
+    def teammate_field_for(self, method: str) -> str:
+        """The teammate field mode a request with this method is read with."""
+        return self._teammate_field_by_method.get(method.upper(), self.teammate_field)
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -275,6 +318,26 @@ class Sandbox:
         """Every rep who is dialing ends the call in progress and dials their next number."""
         with self.lock:
             dial_step(self.world, self._dial_rng, self.clock())
+        with self._dialed:
+            self._dial_count += 1
+            self._dialed.notify_all()
+
+    @property
+    def dials(self) -> int:
+        """How many dial steps have run since the sandbox was made."""
+        with self._dialed:
+            return self._dial_count
+
+    def wait_for_dials(self, count: int, timeout: float) -> bool:
+        """Block until ``dials`` reaches ``count`` (True) or ``timeout`` seconds pass (False)."""
+        with self._dialed:
+            return self._dialed.wait_for(lambda: self._dial_count >= count, timeout)
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Block until the API has recorded ``count`` requests since the stats were last
+        cleared (True) or ``timeout`` seconds pass (False). A hanging request is recorded when
+        it starts to hang."""
+        return self.traffic.wait_for(count, timeout)
 
     def set_faults(self, spec: FaultSpec) -> None:
         with self.lock:
@@ -294,14 +357,21 @@ class Sandbox:
     def handle(self, req: SandboxRequest) -> SandboxResponse:
         with self.lock:
             request_id = req.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:12]}"
+            is_control = req.path.startswith(CONTROL_PREFIX) or req.path == CONTROL_PREFIX[:-1]
             try:
-                if req.path == CONTROL_PREFIX.rstrip("/") or req.path.startswith(CONTROL_PREFIX):
+                if is_control:
                     return self._control(req, request_id)
                 return self._api(req, request_id)
             except Exception:
+                # A last resort: endpoint failures are answered by ``_serve``, which knows the
+                # request's budget. Control answers are neither rate limited nor recorded.
                 logger.exception("The Allo sandbox failed on %s %s", req.method, req.path)
-                err = ApiError(500, "INTERNAL_SERVER_ERROR", "The sandbox failed; see its log.")
-                return self._error(err, request_id)
+                if is_control:
+                    return self._error(_internal_error(), request_id)
+                method = req.method.upper()
+                response = self._error(_internal_error(), request_id, self._budget(method))
+                self.traffic.record(req, response.status, request_id, None)
+                return response
 
     def _api(self, req: SandboxRequest, request_id: str) -> SandboxResponse:
         method = req.method.upper()
@@ -354,6 +424,11 @@ class Sandbox:
             status, payload = route.handler(self, call)
         except ApiError as err:
             return self._error(err, request_id, verdict)
+        except Exception:
+            # A bug, or a world a test left inconsistent: Allo's 500, which like every answer
+            # carries the budget and is counted and logged.
+            logger.exception("The Allo sandbox failed on %s %s", method, req.path)
+            return self._error(_internal_error(), request_id, verdict)
         return self._respond(status, payload, request_id, verdict)
 
     def _control(self, req: SandboxRequest, request_id: str) -> SandboxResponse:
@@ -406,11 +481,16 @@ class Sandbox:
         except ValueError:
             raise ApiError(400, "VALIDATION_ERROR", "The body is not valid JSON.") from None
 
-    def _fault_answer(self, fault: FaultSpec, method: str, request_id: str) -> SandboxResponse:
+    def _budget(self, method: str) -> Verdict:
+        """The key's budget for this method as it stands, spending nothing."""
         kind = kind_of(method)
-        verdict = self.limiter.peek(
+        return self.limiter.peek(
             self.api_key, kind, self.read_limit if kind == READ else self.write_limit
         )
+
+    def _fault_answer(self, fault: FaultSpec, method: str, request_id: str) -> SandboxResponse:
+        kind = kind_of(method)
+        verdict = self._budget(method)
         if fault.hang:
             return SandboxResponse(
                 504, verdict.headers(), b"", hang=True, release=self.faults.release
@@ -420,10 +500,22 @@ class Sandbox:
             return SandboxResponse(fault.status or 200, headers, MALFORMED_BODY)
         status = fault.status or 500
         code = fault.code or DEFAULT_CODE_BY_STATUS.get(status, "ERROR")
-        err = ApiError(status, code, f"The sandbox was told to answer {status}.")
         if status == 429:
             verdict = Verdict(False, verdict.limit, 0, verdict.reset, verdict.retry_after)
             err = _rate_limited(verdict, kind, code=code)
+        else:
+            err = ApiError(status, code, f"The sandbox was told to answer {status}.")
+        message = fault.message or err.message
+        if fault.param is not None:
+            # Like the sandbox's own 400s: ``param`` names the input, ``errors`` lists it.
+            err = replace(
+                err,
+                message=message,
+                param=fault.param,
+                errors=[FieldError(fault.param, code, message)],
+            )
+        elif fault.message is not None:
+            err = replace(err, message=message)
         return self._error(err, request_id, verdict)
 
     def _error(
@@ -446,6 +538,10 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}.")
     return value
+
+
+def _internal_error() -> ApiError:
+    return ApiError(500, "INTERNAL_SERVER_ERROR", "The sandbox failed; see its log.")
 
 
 def _fault_label(fault: FaultSpec) -> str:

@@ -1,5 +1,11 @@
 """Faults a test switches on through ``POST /_sandbox/faults``: latency, error statuses, bodies
-that are not JSON, requests left hanging, and writes that are applied and then reported failed."""
+that are not JSON, requests left hanging, and writes that are applied and then reported failed.
+
+An error status may carry the envelope's ``code``, ``param`` and ``message``, e.g. Allo's 400
+blaming one input: ``{"status": 400, "code": "VALIDATION_ERROR", "param": "name", "message":
+"Name is not allowed", "count": 1, "methods": ["PATCH"]}``. With ``param``, the envelope also
+lists ``errors: [{"field": param, "code": code, "message": message}]``, as the sandbox's own
+400s do."""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ FAULT_KEYS = (
     "latency_ms",
     "status",
     "code",
+    "param",
+    "message",
     "malformed",
     "hang",
     "count",
@@ -28,6 +36,9 @@ class FaultSpec:
     latency_ms: float = 0.0
     status: int | None = None
     code: str | None = None
+    # The error envelope's ``param`` (with a matching ``errors`` entry) and ``message``.
+    param: str | None = None
+    message: str | None = None
     malformed: bool = False
     hang: bool = False
     count: int | None = None
@@ -50,6 +61,8 @@ class FaultSpec:
             "latency_ms": self.latency_ms,
             "status": self.status,
             "code": self.code,
+            "param": self.param,
+            "message": self.message,
             "malformed": self.malformed,
             "hang": self.hang,
             "count": self.count,
@@ -79,6 +92,13 @@ class FaultSpec:
                 return False
             return value
 
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            if value is not None and (not isinstance(value, str) or not value):
+                errors.append(FieldError(name, "INVALID_TYPE", f"{name}: a non-empty string."))
+                return None
+            return value
+
         latency = data.get("latency_ms") or 0
         if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
             errors.append(FieldError("latency_ms", "INVALID_VALUE", "latency_ms must be >= 0."))
@@ -89,10 +109,7 @@ class FaultSpec:
         ):
             errors.append(FieldError("status", "INVALID_VALUE", "status must be 200-599."))
             status = None
-        code = data.get("code")
-        if code is not None and not isinstance(code, str):
-            errors.append(FieldError("code", "INVALID_TYPE", "code must be a string."))
-            code = None
+        code, param, message = (text(name) for name in ("code", "param", "message"))
         count = data.get("count")
         if count is not None and (
             isinstance(count, bool) or not isinstance(count, int) or count < 1
@@ -111,6 +128,12 @@ class FaultSpec:
             errors.append(
                 FieldError("status", "INVALID_VALUE", "Only a malformed body may have a 2xx/3xx.")
             )
+        answers_an_error = not malformed and not hang and (status is not None or apply_then_fail)
+        for name, value in (("code", code), ("param", param), ("message", message)):
+            if value is not None and not answers_an_error:
+                errors.append(
+                    FieldError(name, "INVALID_VALUE", f"{name} needs an error status to go with.")
+                )
         if errors:
             raise invalid_fields(errors)
         if apply_then_fail and status is None and not malformed and not hang:
@@ -119,6 +142,8 @@ class FaultSpec:
             latency_ms=float(latency),
             status=status,
             code=code,
+            param=param,
+            message=message,
             malformed=malformed,
             hang=hang,
             count=count,

@@ -13,11 +13,22 @@ import httpx
 from .core import Sandbox, SandboxRequest
 
 
-def sandbox_transport(sandbox: Sandbox) -> httpx.MockTransport:
-    """A transport that answers every request from ``sandbox``.
+def _read_timeout(request: httpx.Request) -> float | None:
+    """The client's read timeout for this request (None: it waits for ever)."""
+    timeout = request.extensions.get("timeout") or {}
+    value = timeout.get("read")
+    return float(value) if value is not None else None
 
-    A ``hang`` fault raises ``httpx.ReadTimeout`` at once, as a client with a read timeout would
-    see it, without waiting; a latency fault sleeps.
+
+def sandbox_transport(sandbox: Sandbox) -> httpx.MockTransport:
+    """A transport that answers every request from ``sandbox``, as the socket server would.
+
+    The request is handled first (a write is applied), then the answer waits out any latency
+    fault, exactly as ``server.SandboxServer`` does. A latency longer than the client's read
+    timeout, or a ``hang`` fault, raises ``httpx.ReadTimeout`` at once instead of waiting for
+    the timeout: what the client would see over the socket, the write having been applied or
+    not just as it would have been there (a plain latency fault or ``apply_then_fail``:
+    applied; a fault that replaces the answer: not). A shorter latency is slept.
     """
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -31,10 +42,17 @@ def sandbox_transport(sandbox: Sandbox) -> httpx.MockTransport:
                 body=request.read(),
             )
         )
-        if answer.delay > 0:
-            time.sleep(answer.delay)
         if answer.hang:
             raise httpx.ReadTimeout("The Allo sandbox left the request hanging.", request=request)
+        read_timeout = _read_timeout(request)
+        if read_timeout is not None and answer.delay > read_timeout:
+            raise httpx.ReadTimeout(
+                f"The Allo sandbox took {answer.delay:g} s, past the {read_timeout:g} s read "
+                "timeout.",
+                request=request,
+            )
+        if answer.delay > 0:
+            time.sleep(answer.delay)
         return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
 
     return httpx.MockTransport(handler)

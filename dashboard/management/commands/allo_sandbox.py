@@ -55,6 +55,12 @@ class Command(BaseCommand):
             default="both",
             help="which name targets a teammate: user_pid, user_id, both, or none (ignored)",
         )
+        parser.add_argument(
+            "--strict-fields",
+            action="store_true",
+            help="refuse (400 UNKNOWN_FIELD) a teammate field name the --teammate-field mode "
+            "does not know, instead of ignoring it",
+        )
         parser.add_argument("--get-shape", choices=GET_SHAPES, default="paginated")
         parser.add_argument(
             "--scope-error-shape",
@@ -75,6 +81,7 @@ class Command(BaseCommand):
             api_key=options["api_key"],
             scopes=options["scopes"].split(","),
             teammate_field=options["teammate_field"],
+            strict_fields=options["strict_fields"],
             get_shape=options["get_shape"],
             scope_error_shape=options["scope_error_shape"],
             seed=options["seed"],
@@ -97,9 +104,11 @@ class Command(BaseCommand):
         out.write(f"  API key:  {sandbox.api_key}")
         out.write(f"  Scopes:   {', '.join(sandbox.scopes) or '(none)'}")
         out.write(f"  Key owner: {owner['name']} ({owner['role']}, {owner['id']})")
+        unknown = "refused" if sandbox.strict_fields else "ignored"
         out.write(
-            f"  Teammate field: {sandbox.teammate_field}; GET shape: {sandbox.get_shape}; "
-            f"seed {sandbox.seed}; dialing every {options['dial_interval']:g} s"
+            f"  Teammate field: {sandbox.teammate_field} (unknown names {unknown}); "
+            f"GET shape: {sandbox.get_shape}; seed {sandbox.seed}; "
+            f"dialing every {options['dial_interval']:g} s"
         )
         out.write("  Try:")
         header = f"Authorization: Api-Key {sandbox.api_key}"
