@@ -13,12 +13,15 @@ BOOTSTRAP_PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
 
 SANDBOX_PORT ?= 8765
 DASHBOARD_PORT ?= 8000
+# Several workers only with Redis: without it each process keeps its own Allo rate budget.
+WORKERS ?= $(if $(REDIS_URL),4,1)
 
-.PHONY: help install demo test lint format sandbox clean
+.PHONY: help install demo test lint format sandbox clean messages serve
 
 help:
 	@echo "make demo   run the dashboard at http://127.0.0.1:$(DASHBOARD_PORT) against the bundled Allo sandbox"
 	@echo "make test   run the test suite"
+	@echo "make serve  run it as in production: gunicorn, $(WORKERS) workers (see the README)"
 	@echo "make lint   ruff check and format check"
 
 $(VENV)/.installed: pyproject.toml uv.lock
@@ -28,7 +31,21 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(PY) -m uv sync --frozen --inexact --python $(PY)
 	@touch $@
 
-install: $(VENV)/.installed
+# The translations: each locale/*/LC_MESSAGES/*.po compiled to its .mo (not committed) by a
+# Python command, so that a fresh clone needs no GNU gettext.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
+
+%.mo: %.po | $(VENV)/.installed
+	DJANGO_DEBUG=1 $(PY) manage.py compile_translations --force
+
+install: $(VENV)/.installed $(MO_FILES)
+
+# For developers, after changing user-facing text (needs GNU gettext: apt-get install gettext):
+# refresh the catalogues from the code and templates, then translate every new or fuzzy entry
+# (tests/test_translations.py fails until each one is).
+messages: install
+	DJANGO_DEBUG=1 $(PY) manage.py makemessages -l fr --add-location=file \
+		--ignore=.venv --ignore=tests --ignore=staticfiles --ignore='dashboard/sandbox/*'
 
 # DJANGO_DEBUG=1: a local demo over plain HTTP (no secret key, no HTTPS-only cookies).
 demo: install
@@ -45,8 +62,17 @@ format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# As in production (README, "Running in production"): static files collected, database
+# migrated, then gunicorn with several workers. Reads DJANGO_SECRET_KEY, ALLO_API_KEY,
+# DJANGO_ALLOWED_HOSTS, DATABASE_URL, REDIS_URL… from the environment.
+serve: install
+	DJANGO_DEBUG=0 $(PY) manage.py collectstatic --noinput
+	DJANGO_DEBUG=0 $(PY) manage.py migrate --noinput
+	DJANGO_DEBUG=0 $(VENV)/bin/gunicorn dashboard.wsgi -w $(WORKERS) -b 127.0.0.1:$(DASHBOARD_PORT) \
+		--access-logfile -
+
 sandbox: install
 	$(PY) manage.py allo_sandbox --port $(SANDBOX_PORT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache db.sqlite3 staticfiles
+	rm -rf $(VENV) .pytest_cache db.sqlite3 staticfiles $(MO_FILES)

@@ -11,6 +11,7 @@ from dashboard.labels import (
     ROLE_LABELS,
     VOICEMAIL_HANDLING_LABELS,
 )
+from dashboard.models import AuditEntry
 from dashboard.services import ALL_STATUSES, QueueSettings
 
 NAME_MAX_LENGTH = 255
@@ -126,3 +127,56 @@ class QueueSettingsForm(forms.Form):
             voicemail_handling=self.cleaned_data.get("seen_voicemail_handling") or "",
             do_not_disturb=self.cleaned_data.get("seen_do_not_disturb") or "",
         )
+
+
+class AuditFilterForm(forms.Form):
+    """The history page's filters, read from the query string; a bad value is no filter.
+
+    The lists offer the teammates and authors found in the entries the account may read; a
+    teammate without entries yet (a card's "History" link) is still a valid filter.
+    """
+
+    teammate = forms.CharField(label=_("Teammate"), required=False, max_length=100)
+    author = forms.TypedChoiceField(
+        label=_("Changed by"), required=False, coerce=int, empty_value=None
+    )
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        required=False,
+        choices=[("", _("Every outcome")), *AuditEntry.Outcome.choices],
+    )
+    since = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        teammates: list[tuple[str, str]],
+        authors: list[tuple[int, str]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        current = self.data.get("teammate") or ""
+        choices = [("", _("Every teammate")), *teammates]
+        if current and current not in dict(teammates):
+            choices.append((current, current))
+        self.fields["teammate"].widget = forms.Select(choices=choices)
+        author = self.fields["author"]
+        assert isinstance(author, forms.TypedChoiceField)
+        author.choices = [("", _("Anyone")), *((str(pk), name) for pk, name in authors)]
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters, as keyword arguments of ``audit.audit_filtered``."""
+        self.is_valid()
+        data = self.cleaned_data
+        return {
+            "teammate_id": data.get("teammate") or "",
+            "author_id": data.get("author"),
+            "outcome": data.get("outcome") or "",
+            "since": data.get("since"),
+            "until": data.get("until"),
+        }

@@ -1,7 +1,7 @@
-"""Allo's enum values in words a sales lead understands.
+"""Allo's enum values in words a sales lead understands, in English and in French.
 
 Allo's enums grow: a value not listed here is shown exactly as it came, never an error. Every
-label is lazily translated so the French pages of a later issue only need a catalogue.
+label is lazily translated: locale/fr/LC_MESSAGES/django.po holds the French words.
 """
 
 from __future__ import annotations
@@ -88,6 +88,31 @@ _OUTCOME_OF_RESULT = {
 }
 UNKNOWN_OUTCOME = "other"
 
+# The compact bar of the teammates page groups those outcomes into what a manager reads at a
+# glance, in this order. Each key doubles as a CSS modifier. Received is not counted as
+# answered: Allo does not say what it means for a call the dialer placed.
+GROUP_LABELS: dict[str, Promise] = {
+    "answered": _("Answered"),
+    "voicemail": _("Voicemail"),
+    "unreached": _("Not reached"),
+    "other": _("Other results"),
+    "calling": _("Being called"),
+    "pending": _("Not yet called"),
+}
+
+_GROUP_OF_OUTCOME = {
+    "answered": "answered",
+    "transferred": "answered",
+    "voicemail": "voicemail",
+    "busy": "unreached",
+    "failed": "unreached",
+    "blocked": "unreached",
+    "closed": "unreached",
+    "received": "other",
+    "dialed": "calling",
+    "pending": "pending",
+}
+
 
 def label(labels: dict[str, Promise], value: str | None) -> str:
     """The words for ``value``, or the value itself when Allo sent one we do not know."""
@@ -115,6 +140,11 @@ def number_outcome(number: QueueNumber) -> str:
     if number.not_reached_destination_reason:
         return "failed"
     return "dialed" if number.called else "pending"
+
+
+def outcome_group(outcome: str) -> str:
+    """The GROUP_LABELS key of an outcome key (an unknown outcome is one of the "other")."""
+    return _GROUP_OF_OUTCOME.get(outcome, "other")
 
 
 def outcome_label(outcome: str, number: QueueNumber | None = None) -> str:

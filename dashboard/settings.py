@@ -40,6 +40,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_int(name: str, default: int | None) -> int | None:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
+
+
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -71,6 +81,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # naturaltime ("3 minutes ago", "il y a 3 minutes") and intcomma for localised counts.
+    "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
@@ -88,6 +100,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # LoginRequiredMiddleware that answers htmx requests with a whole-page redirect.
     "dashboard.middleware.HtmxLoginRequiredMiddleware",
+    # Who may see which teammate: request.access, and a 404 for a teammate out of reach.
+    "dashboard.permissions.TeamAccessMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -108,6 +122,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.permissions.access_context",
             ],
         },
     },
@@ -115,12 +130,33 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=60,
+        # A connection kept between requests is checked first: PostgreSQL may have restarted.
+        conn_health_checks=True,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The store every process shares (Allo's rate budget, its circuit breaker, shared reads): Redis
+# in production, so that all workers and hosts agree; this process's memory without REDIS_URL,
+# which is right for a single process only. Short socket timeouts: when Redis is away the
+# dashboard falls back to per-process memory (dashboard/allo/store.py) instead of failing.
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            # Django's RedisCache, serving from local memory while Redis is down.
+            "BACKEND": "dashboard.allo.store.RedisCacheWithFallback",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "allo-dash"),
+            # No retries inside redis-py (its default backs off for a few hundred ms): a failed
+            # operation falls back to local memory at once.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5, "retry": None},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -135,6 +171,11 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The header's language switcher stores the choice in this cookie; without it, the browser's
+# Accept-Language decides (LocaleMiddleware).
+LANGUAGE_COOKIE_SECURE = not DEBUG
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "Europe/Paris")
 USE_I18N = True
 USE_TZ = True
@@ -187,6 +228,36 @@ ALLO_API_KEY = env_str("ALLO_API_KEY")
 # Seconds: how long to wait to connect, and for each read/write on the socket.
 ALLO_CONNECT_TIMEOUT = env_float("ALLO_CONNECT_TIMEOUT", 3.0)
 ALLO_READ_TIMEOUT = env_float("ALLO_READ_TIMEOUT", 8.0)
+# Seconds one user action may spend on Allo, retries and waits included (dashboard.allo.
+# resilience.deadline); a call made outside any action gets this much of its own.
+ALLO_ACTION_DEADLINE = env_float("ALLO_ACTION_DEADLINE", 6.0)
+# Sends per call at most (reads are retried; writes only when surely not applied).
+ALLO_ATTEMPTS = env_int("ALLO_ATTEMPTS", 3)
+# The longest a call waits for rate budget before "Allo is busy, try again in N s".
+ALLO_BUDGET_WAIT = env_float("ALLO_BUDGET_WAIT", 3.0)
+# The key's limits per second, shared by every process; unset: what GET /v2/api/me reports,
+# else 20 and 5. The dashboard keeps ALLO_RATE_SAFETY_MARGIN of each unused (at least one).
+ALLO_READS_PER_SECOND = env_int("ALLO_READS_PER_SECOND", None)
+ALLO_WRITES_PER_SECOND = env_int("ALLO_WRITES_PER_SECOND", None)
+ALLO_RATE_SAFETY_MARGIN = env_float("ALLO_RATE_SAFETY_MARGIN", 0.1)
+# After this many failures in a row (timeouts, connection errors, 5xx) no request goes to Allo
+# for ALLO_CIRCUIT_COOLDOWN seconds; then one trial request decides.
+ALLO_CIRCUIT_FAILURES = env_int("ALLO_CIRCUIT_FAILURES", 5)
+ALLO_CIRCUIT_COOLDOWN = env_float("ALLO_CIRCUIT_COOLDOWN", 20.0)
+
+# Access: roles are read from Allo's team list, kept this many seconds (a role changed in Allo
+# takes effect within that time).
+DASHBOARD_TEAM_CACHE_SECONDS = env_float("ALLO_TEAM_CACHE_SECONDS", 30.0)
+
+# Signing in: this many wrong passwords within the window lock the username (or the client
+# address: an office behind one address shares it, hence a higher limit) for a while.
+SIGNIN_MAX_FAILURES_PER_ACCOUNT = 5
+SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
+SIGNIN_WINDOW_SECONDS = 15 * 60
+SIGNIN_LOCKOUT_SECONDS = 15 * 60
+# Behind a proxy, the request.META key of the header carrying the client's address (e.g.
+# HTTP_X_FORWARDED_FOR); empty: REMOTE_ADDR.
+SIGNIN_CLIENT_IP_HEADER = env_str("DJANGO_CLIENT_IP_HEADER")
 
 LOGGING = {
     "version": 1,

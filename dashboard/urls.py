@@ -2,22 +2,29 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.i18n import set_language
 
-from dashboard import views
+from dashboard import signin, views
 
 app_patterns = (
     [
         path("", views.teammates, name="teammates"),
         path("teammates/<str:user_id>/queue/", views.queue, name="queue"),
+        path("teammates/<str:user_id>/queue/live/", views.queue_live, name="queue_live"),
+        path("team/overview/", views.team_overview, name="team_overview"),
         path("connection/", views.connection, name="connection"),
+        path("audit/", views.audit, name="audit"),
     ],
     "dashboard",
 )
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", signin.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # The language switcher posts here; the sign-in page has it too, hence no login needed.
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("", include(app_patterns)),
 ]

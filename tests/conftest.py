@@ -8,13 +8,43 @@ import httpx
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.test import Client
 
 from dashboard.allo.client import AlloClient, build_client, install_client
+from dashboard.allo.resilience import Timing
+from dashboard.allo.store import reset_fallbacks
+from dashboard.permissions import team_roster
 from dashboard.sandbox.clock import FakeClock
 from dashboard.sandbox.core import DEFAULT_API_KEY, Sandbox
+from dashboard.sandbox.seed import OWNER_NAME, email_for
 from dashboard.sandbox.server import SandboxServer
 from dashboard.sandbox.transport import sandbox_transport
+
+
+def _clear_cache() -> None:
+    """Empty the cache, and forget the per-process fallback used while Redis is down. On Redis
+    only this run's keys go (its KEY_PREFIX, see tests/settings.py), never the whole database."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        redis = backend._cache.get_client(write=True)
+        keys = list(redis.scan_iter(match=f"{backend.key_prefix}:*", count=1000))
+        if keys:
+            redis.delete(*keys)
+    else:
+        backend.clear()
+    reset_fallbacks()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Each test starts with an empty cache: no team list, no sign-in failures, no Allo rate
+    budget or circuit breaker state, from another."""
+    _clear_cache()
+    yield
+    _clear_cache()
+
 
 # The Allo sandbox ------------------------------------------------------------------------------
 
@@ -59,11 +89,18 @@ def live_sandbox() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def allo(sandbox: Sandbox) -> Iterator[AlloClient]:
+def allo(sandbox: Sandbox, sandbox_clock: FakeClock) -> Iterator[AlloClient]:
     """The dashboard's Allo client, talking to ``sandbox`` in process, installed for the test
-    (what ``get_client()`` returns) and replaced by the previous one afterwards."""
+    (what ``get_client()`` returns) and replaced by the previous one afterwards.
+
+    It lives on the sandbox's clock: waiting for rate budget or a Retry-After, backing off
+    between retries and cooling down after failures advance ``sandbox_clock`` instead of
+    sleeping, so Allo and the dashboard see the same time pass, and no test waits."""
     client = build_client(
-        base_url="http://allo.test", api_key=sandbox.api_key, transport=sandbox_transport(sandbox)
+        base_url="http://allo.test",
+        api_key=sandbox.api_key,
+        transport=sandbox_transport(sandbox),
+        timing=Timing.simulated(sandbox_clock),
     )
     previous = install_client(client)
     yield client
@@ -73,11 +110,21 @@ def allo(sandbox: Sandbox) -> Iterator[AlloClient]:
 
 @pytest.fixture
 def manager(db: None) -> User:
-    return User.objects.create_user(username="manager", password="correct horse battery")
+    """The account of Camille Lefèvre, the sandbox team's ADMIN (linked by her Allo email)."""
+    return User.objects.create_user(
+        username="manager", password="correct horse battery", email=email_for(OWNER_NAME)
+    )
 
 
 @pytest.fixture
-def manager_client(client: Client, manager: User, allo: AlloClient) -> Client:
-    """A signed-in manager's browser, the dashboard wired to the ``sandbox``."""
+def manager_client(client: Client, manager: User, allo: AlloClient, sandbox: Sandbox) -> Client:
+    """A signed-in manager's browser, the dashboard wired to the ``sandbox``.
+
+    The team list that access checks read (two reads, then cached) is read beforehand, and the
+    sandbox's log and rate budget start empty, so each test sees only its own requests.
+    """
     client.force_login(manager)
+    team_roster()
+    sandbox.clear_stats()
+    sandbox.limiter.clear()
     return client

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
 from dashboard import services
 from dashboard.allo.client import AlloClient
 from dashboard.allo.errors import AlloNotFoundError
 from dashboard.allo.types import Queue, QueueNumber
+from dashboard.audit import Author
 from dashboard.sandbox.core import Sandbox
 from dashboard.services import QueueSettings
 
@@ -44,6 +46,12 @@ def make_queue(*numbers: QueueNumber, **overrides: Any) -> Queue:
 SEEN = QueueSettings(name="Grands comptes", voicemail_handling="NO_SKIP", do_not_disturb="ENABLED")
 
 
+@pytest.fixture
+def author(manager: User) -> Author:
+    """Who the audit trail records for the writes of these tests."""
+    return Author(user=manager, name="Camille Lefèvre")
+
+
 # Saving -----------------------------------------------------------------------------------------
 
 
@@ -64,10 +72,14 @@ SEEN = QueueSettings(name="Grands comptes", voicemail_handling="NO_SKIP", do_not
     ],
 )
 def test_only_the_settings_that_changed_are_sent(
-    allo: AlloClient, sandbox: Sandbox, wanted: QueueSettings, body: dict[str, str]
+    allo: AlloClient,
+    sandbox: Sandbox,
+    author: Author,
+    wanted: QueueSettings,
+    body: dict[str, str],
 ) -> None:
     chloe = person(sandbox, CHLOE)
-    saved = services.queue_settings_update(user_id=chloe, wanted=wanted, seen=SEEN)
+    saved = services.queue_settings_update(user_id=chloe, wanted=wanted, seen=SEEN, author=author)
     (patch,) = requests_to_allo(sandbox)
     assert patch["method"] == "PATCH"
     assert patch["body"] == {**body, "user_id": chloe, "user_pid": chloe}
@@ -75,20 +87,23 @@ def test_only_the_settings_that_changed_are_sent(
     assert saved.queue is not None and saved.queue.assignee_id == chloe
 
 
-def test_nothing_changed_sends_nothing(allo: AlloClient, sandbox: Sandbox) -> None:
-    saved = services.queue_settings_update(user_id=person(sandbox, CHLOE), wanted=SEEN, seen=SEEN)
+def test_nothing_changed_sends_nothing(allo: AlloClient, sandbox: Sandbox, author: Author) -> None:
+    saved = services.queue_settings_update(
+        user_id=person(sandbox, CHLOE), wanted=SEEN, seen=SEEN, author=author
+    )
     assert saved == services.QueueSave(queue=None, sent=())
     assert requests_to_allo(sandbox) == []
 
 
 def test_a_save_for_someone_off_the_team_raises_not_found(
-    allo: AlloClient, sandbox: Sandbox
+    allo: AlloClient, sandbox: Sandbox, author: Author
 ) -> None:
     with pytest.raises(AlloNotFoundError) as caught:
         services.queue_settings_update(
             user_id=sandbox.outsider_id,
             wanted=QueueSettings("Nope", "SKIP", "ENABLED"),
             seen=SEEN,
+            author=author,
         )
     assert caught.value.code == "ASSIGNEE_NOT_FOUND"
 

@@ -18,6 +18,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from dashboard import services
 from dashboard.allo.client import AlloClient, build_client, install_client
 from dashboard.sandbox.core import Sandbox
 from dashboard.sandbox.faults import FaultSpec
@@ -84,7 +85,10 @@ def save(client: Client, sandbox: Sandbox, user_id: str, *, htmx: bool = True, *
 
 def text(response: Any) -> str:
     """The response's HTML with tags removed and spaces collapsed (what a person reads)."""
-    html = response.content.decode()
+    return text_of(response.content.decode())
+
+
+def text_of(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
 
 
@@ -179,9 +183,11 @@ def test_the_teammates_page_lists_the_active_team_with_a_queue_loading_for_each(
     chloe = sandbox.user_named(CHLOE)
     assert chloe["email"] in page
     html = response.content.decode()
-    assert f'id="{queue_dom_id(chloe["id"])}"' in html
-    assert f'hx-get="{queue_url(chloe["id"])}"' in html
+    assert f'id="{queue_dom_id(chloe["id"])}-row"' in html
+    assert f'hx-get="{queue_url(chloe["id"])}"' in html  # "Edit queue" opens the card in place
     assert f'href="{queue_url(chloe["id"])}"' in html  # the same queue without JavaScript
+    # The counts and the overview load by themselves afterwards, in batches.
+    assert re.search(r'hx-get="/team/overview/\?since=[\d.]+&amp;batch=1"', html)
     # One read: the queues load by themselves afterwards.
     assert [(r["method"], r["path"]) for r in requests_to_allo(sandbox)] == [
         ("GET", "/v2/api/users")
@@ -337,7 +343,7 @@ def test_a_large_queue_is_paged_and_the_next_page_costs_one_read(
 ) -> None:
     jerome = person(sandbox, JEROME)
     page = text(manager_client.get(queue_url(jerome)))
-    assert "1000 numbers" in page and "Page 1 of 40" in page
+    assert "1,000 numbers" in page and "Page 1 of 40" in page
     forget_requests(sandbox)
     response = manager_client.get(
         queue_url(jerome),
@@ -406,8 +412,10 @@ def test_a_queue_that_fails_to_load_says_so_in_its_own_card(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
     chloe = person(sandbox, CHLOE)
-    fault(sandbox, status=500, count=1)
+    # Failing every attempt: the client retries a read that failed.
+    fault(sandbox, status=500)
     response = manager_client.get(queue_url(chloe), headers=HTMX)
+    fault(sandbox)
     assert response.status_code == 200
     assert f'id="{queue_dom_id(chloe)}"' in response.content.decode()
     assert "Allo could not be reached. Try again in a moment." in text(response)
@@ -422,11 +430,12 @@ def test_a_queue_that_fails_to_load_says_so_in_its_own_card(
 def test_a_card_allo_is_too_busy_for_tries_again_by_itself(
     manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
 ) -> None:
-    sandbox.read_limit = 1
-    manager_client.get("/")  # spends this second's only read
+    # Allo answers 429 to every attempt (a single 429 is waited out: tests/test_resilience.py).
+    fault(sandbox, status=429)
     response = manager_client.get(queue_url(person(sandbox, CHLOE)), headers=HTMX)
     assert "Allo is busy right now; try again in 1 second." in text(response)
     assert re.search(r'hx-trigger="load delay:\d+ms"', response.content.decode())
+    fault(sandbox)
     sandbox_clock.advance(1)
     assert "Grands comptes" in text(
         manager_client.get(queue_url(person(sandbox, CHLOE)), headers=HTMX)
@@ -749,20 +758,30 @@ def test_saving_for_someone_no_longer_on_the_team_says_so_and_keeps_the_values(
     assert patch["status"] == 404
 
 
-def test_five_saves_a_second_is_allos_limit_and_the_sixth_says_when_to_retry(
+def test_saves_past_allos_five_a_second_wait_their_turn_and_allo_never_says_429(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
     chloe = person(sandbox, CHLOE)
     data = shown_form(manager_client, chloe)
-    for index in range(5):
+    for index in range(7):
         name = f"Essai {index}"
         response = manager_client.post(queue_url(chloe), {**data, "name": name}, headers=HTMX)
         assert "Saved." in text(response)
         data = {**data, "seen_name": name}
+    assert settings_of(sandbox, chloe)[0] == "Essai 6"
+    assert 429 not in {row["status"] for row in requests_to_allo(sandbox)}
+
+
+def test_a_save_allo_keeps_refusing_with_429_says_when_to_retry(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = shown_form(manager_client, chloe)
+    fault(sandbox, status=429, methods=["PATCH"])  # every attempt, after every wait
     response = manager_client.post(queue_url(chloe), {**data, "name": "Encore"}, headers=HTMX)
     assert "Allo is busy right now; try again in 1 second." in text(response)
     assert_kept(response, name="Encore")
-    assert settings_of(sandbox, chloe)[0] == "Essai 4"
+    assert settings_of(sandbox, chloe)[0] == "Grands comptes Rhône-Alpes"
 
 
 def test_a_save_that_lands_on_someone_elses_queue_is_loud_and_never_saved(
@@ -888,3 +907,382 @@ def test_pages_carry_no_inline_script_or_style_for_the_csp(
         for script in re.findall(r"<script[^>]*>", html):
             assert 'src="/static/' in script and "nonce=" in script
     assert "script-src 'self' 'nonce-" in response["Content-Security-Policy"]
+
+
+# Live routing results ----------------------------------------------------------------------------
+
+LEA = "Léa Moreau"  # 137 numbers, a rep dialing them
+THEO = "Théo Garnier"  # 45 numbers, every one called a day ago
+
+
+def live_url(html: str) -> str:
+    """The URL a queue on screen refreshes itself from (its live status's hx-get)."""
+    match = re.search(r'<div id="[^"]+-live"[^>]*\shx-get="([^"]+)"', html)
+    assert match, "the queue does not refresh itself"
+    return match.group(1).replace("&amp;", "&")
+
+
+def card_html(client: Client, user_id: str) -> str:
+    response = client.get(queue_url(user_id), headers=HTMX)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def queue_reads(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return [r for r in requests_to_allo(sandbox) if r["path"] == "/v2/api/dialing-queues/current"]
+
+
+def left_to_call(sandbox: Sandbox, user_id: str) -> int:
+    queue = sandbox.queue_of(user_id)
+    return sum(1 for n in queue["numbers"] if n["call_start_date"] is None) if queue else 0
+
+
+def test_a_queue_being_dialed_refreshes_itself_every_few_seconds(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, LEA)
+    html = card_html(manager_client, lea)
+    assert 'hx-trigger="every 4s, live:resume"' in html and "data-live-poll" in html
+    url = live_url(html)
+    assert url.startswith(reverse("dashboard:queue_live", args=[lea]) + "?seen=")
+    assert "idle=0" in url
+    assert "Live: refreshes every 4 seconds while this queue is on screen." in text_of(html)
+
+
+def test_a_refresh_that_finds_nothing_new_swaps_only_its_own_status(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, LEA)
+    url = live_url(card_html(manager_client, lea))
+    forget_requests(sandbox)
+    response = manager_client.get(url, headers=HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<div id="{queue_dom_id(lea)}-live"')
+    assert "hx-swap-oob" not in html and "<form" not in html
+    assert "idle=1" in live_url(html)
+    # One full read of her 137 numbers: two reads of 100.
+    assert len(queue_reads(sandbox)) == 2
+
+
+def test_a_refresh_after_a_call_brings_the_new_results_but_never_touches_the_form(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, LEA)
+    dom = queue_dom_id(lea)
+    url = live_url(card_html(manager_client, lea))
+    sandbox.dial_step()  # the call in progress ends, the next number rings
+    response = manager_client.get(url, headers=HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    for part in ("summary", "numbers", "meta"):
+        assert re.search(rf'id="{dom}-{part}"[^>]*hx-swap-oob="true"', html), part
+    assert f"{left_to_call(sandbox, lea)} left to call" in text(response)
+    # What the manager may be typing is never replaced.
+    assert "<form" not in html and 'name="name"' not in html
+    again = live_url(html)
+    assert "idle=0" in again and again != url
+
+
+def test_refreshing_stops_once_nothing_changed_for_a_while(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, LEA)
+    url = live_url(card_html(manager_client, lea)).replace(
+        "idle=0", f"idle={services.LIVE_IDLE_POLLS - 1}"
+    )
+    response = manager_client.get(url, headers=HTMX)
+    assert response.status_code == 286  # htmx stops polling
+    html = response.content.decode()
+    assert "Live updates paused: nothing changed for a while." in text(response)
+    assert "data-live-poll" not in html
+    # A button starts it again, from zero.
+    assert re.search(r'<button[^>]*hx-get="[^"]*idle=0"[^>]*>Resume live updates', html)
+
+
+def test_a_queue_whose_every_number_was_called_does_not_refresh(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    theo = person(sandbox, THEO)
+    html = card_html(manager_client, theo)
+    assert "Every number has been called: the results are final." in text_of(html)
+    assert "data-live-poll" not in html
+    response = manager_client.get(
+        reverse("dashboard:queue_live", args=[theo]), {"seen": "old", "idle": "0"}, headers=HTMX
+    )
+    assert response.status_code == 286
+
+
+def test_a_queue_nobody_is_dialing_refreshes_only_when_asked(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    html = card_html(manager_client, chloe)
+    assert "Nobody is dialing this queue right now." in text_of(html)
+    assert "data-live-poll" not in html
+    button = re.search(r'<button[^>]*hx-get="([^"]+)"[^>]*>Watch for changes', html)
+    assert button
+    response = manager_client.get(button.group(1).replace("&amp;", "&"), headers=HTMX)
+    assert response.status_code == 200
+    assert "data-live-poll" in response.content.decode()
+
+
+def test_a_big_queue_refreshes_less_often_so_it_never_costs_more_than_half_a_read_a_second(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    jerome = person(sandbox, JEROME)
+    html = card_html(manager_client, jerome)
+    # 1,000 numbers: 10 reads a refresh, so one refresh every 20 seconds.
+    assert 'hx-trigger="every 20s, live:resume"' in html
+    forget_requests(sandbox)
+    manager_client.get(live_url(html), headers=HTMX)
+    assert len(queue_reads(sandbox)) == 10
+
+
+def test_a_refresh_redraws_the_page_of_numbers_being_looked_at(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    jerome = person(sandbox, JEROME)
+    url = live_url(card_html(manager_client, jerome))
+    sandbox.dial_step()
+    # The numbers carry their page as a hidden input that the refresh includes.
+    response = manager_client.get(url, {"page": "3"}, headers=HTMX)
+    assert "Page 3 of 40" in text(response)
+    assert 'title="Position 50 in Allo">51<' in response.content.decode()
+
+
+def test_a_refresh_allo_is_too_busy_for_keeps_going_and_says_so(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, LEA)
+    url = live_url(card_html(manager_client, lea))
+    fault(sandbox, status=503, methods=["GET"])
+    response = manager_client.get(url, headers=HTMX)
+    assert response.status_code == 200
+    assert "The last refresh failed: Allo could not be reached." in text(response)
+    html = response.content.decode()
+    assert "data-live-poll" in html and 'hx-trigger="every 8s, live:resume"' in html
+
+
+def test_a_refresh_for_someone_no_longer_on_the_team_stops_and_says_why(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    url = reverse("dashboard:queue_live", args=[sandbox.outsider_id])
+    response = manager_client.get(url, {"seen": "x", "idle": "0"}, headers=HTMX)
+    assert response.status_code == 286
+    assert "Live updates stopped: This person is no longer on the team in Allo." in text(response)
+
+
+def test_a_refresh_url_opened_without_htmx_shows_the_queue_page(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, LEA)
+    response = manager_client.get(reverse("dashboard:queue_live", args=[lea]))
+    assert response.status_code == 302
+    assert response["Location"] == queue_url(lea)
+
+
+# The teammates page's counts and overview ------------------------------------------------------
+
+
+def overview_url(html: str) -> str | None:
+    match = re.search(r'id="team-overview"[^>]*hx-get="([^"]+)"', html)
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+def count_the_team(client: Client, sandbox: Sandbox, clock: Any, page: str = "/") -> Any:
+    """Open the teammates page and let its overview ask until it has counted every queue,
+    a second apart, as the browser would; returns the last answer."""
+    url = overview_url(client.get(page).content.decode())
+    assert url, "the overview does not count by itself"
+    for _batch in range(10):
+        response = client.get(url, headers=HTMX)
+        assert response.status_code == 200
+        url = overview_url(response.content.decode())
+        if url is None:
+            return response
+        clock.advance(1)
+    raise AssertionError("the overview never finished counting")
+
+
+def test_the_overview_counts_the_team_in_batches_that_stay_within_allos_budget(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
+) -> None:
+    url = overview_url(manager_client.get("/").content.decode())
+    forget_requests(sandbox)
+    first = manager_client.get(url, headers=HTMX)
+    # At most a batch's budget, plus the last queue read (up to 10 reads for 1,000 numbers).
+    assert len(queue_reads(sandbox)) <= services.TEAM_READS_PER_BATCH + 9
+    html = first.content.decode()
+    assert re.search(r'hx-trigger="load delay:\d{4}ms"', html)  # asks again a second later
+    assert "Counting the queues:" in text(first)
+
+    last = count_the_team(manager_client, sandbox, sandbox_clock)
+    active = [u for u in sandbox.users if u["status"] == "ACTIVE"]
+    left = sum(left_to_call(sandbox, u["id"]) for u in active)
+    queues = sum(1 for u in active if sandbox.queue_of(u["id"]))
+    page = text(last)
+    assert f"Numbers left to call {left:,}" in page
+    assert f"Queues {queues}" in page
+    assert f"The {len(active)} teammates shown · counted at" in page
+
+
+def test_the_overview_fills_in_every_row(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
+) -> None:
+    last = count_the_team(manager_client, sandbox, sandbox_clock).content.decode()
+    for user in sandbox.users:
+        row = f'id="{queue_dom_id(user["id"])}-tally" class="tally" hx-swap-oob="true"'
+        assert (row in last) == (user["status"] == "ACTIVE"), user["name"]
+    chloe = re.search(
+        rf'id="{queue_dom_id(person(sandbox, CHLOE))}-tally".*?</div>', last, re.DOTALL
+    )
+    assert chloe and "Grands comptes Rhône-Alpes" in chloe.group(0)
+    assert "Answered <strong>1</strong>" in chloe.group(0)
+
+
+def test_counts_read_in_the_last_seconds_show_at_once_and_cost_nothing(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
+) -> None:
+    count_the_team(manager_client, sandbox, sandbox_clock)
+    forget_requests(sandbox)
+    response = manager_client.get("/")
+    assert queue_reads(sandbox) == []
+    html = response.content.decode()
+    assert overview_url(html) is None  # nothing left to count
+    assert "Grands comptes Rhône-Alpes" in text(response)
+    assert "Refresh counts" in text(response)
+
+
+def test_refresh_counts_reads_every_queue_again(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
+) -> None:
+    count_the_team(manager_client, sandbox, sandbox_clock)
+    forget_requests(sandbox)
+    manager_client.get(reverse("dashboard:team_overview"), {"fresh": "1"}, headers=HTMX)
+    assert queue_reads(sandbox)
+
+
+def test_a_queue_that_cannot_be_counted_says_why_in_its_own_row(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    inner = sandbox_transport(sandbox)
+
+    def fail_chloes_queue(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/current") and request.url.params.get("user_id") == chloe:
+            return httpx.Response(500, json={"error": {"type": "server_error", "code": None}})
+        return inner.handle_request(request)
+
+    client = build_client(
+        base_url="http://allo.test",
+        api_key=sandbox.api_key,
+        transport=httpx.MockTransport(fail_chloes_queue),
+    )
+    previous = install_client(client)
+    try:
+        last = count_the_team(manager_client, sandbox, sandbox_clock)
+    finally:
+        install_client(previous)
+    html = last.content.decode()
+    row = re.search(rf'id="{queue_dom_id(chloe)}-tally".*?</div>', html, re.DOTALL)
+    assert row and "Allo could not be reached" in row.group(0)
+    assert "1 queue could not be counted: Allo could not be reached." in text(last)
+
+
+def test_the_overview_counts_only_the_teammates_the_filters_show(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
+) -> None:
+    last = count_the_team(manager_client, sandbox, sandbox_clock, page="/?role=MANAGER")
+    page = text(last)
+    assert "The 2 teammates shown" in page
+    html = last.content.decode()
+    assert f'id="{queue_dom_id(person(sandbox, ZOE))}-tally"' in html
+    assert f'id="{queue_dom_id(person(sandbox, CHLOE))}-tally"' not in html
+
+
+def test_an_open_card_on_the_teammates_page_also_refreshes_its_row(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    row = f'id="{queue_dom_id(chloe)}-tally" class="tally" hx-swap-oob="true"'
+    on_teammates = manager_client.get(
+        queue_url(chloe), headers={**HTMX, "HX-Current-URL": "http://testserver/?role=MEMBER"}
+    )
+    assert row in on_teammates.content.decode()
+    assert "Open the full queue page" in text(on_teammates)
+    on_its_page = manager_client.get(
+        queue_url(chloe), headers={**HTMX, "HX-Current-URL": f"http://testserver{queue_url(chloe)}"}
+    )
+    assert row not in on_its_page.content.decode()
+    assert "Open the full queue page" not in text(on_its_page)
+
+
+def test_the_overview_url_opened_without_htmx_shows_the_teammates_page(
+    manager_client: Client,
+) -> None:
+    overview = reverse("dashboard:team_overview")
+    response = manager_client.get(overview, {"role": "MEMBER", "batch": 2})
+    assert response.status_code == 302
+    assert response["Location"] == "/?role=MEMBER"
+
+
+# Progress, history and the CSP, for every control -------------------------------------------------
+
+
+def htmx_controls(html: str) -> list[str]:
+    """Every opening tag that sends an htmx request when a person acts on it (not the ones
+    that load or refresh by themselves)."""
+    tags = re.findall(r"<[a-z]+\s[^>]*hx-(?:get|post)=[^>]*>", html)
+    automatic = re.compile(r'hx-trigger="(load|every)')
+    return [tag for tag in tags if not automatic.search(tag)]
+
+
+def test_every_htmx_control_shows_progress_and_cannot_be_sent_twice(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: Any
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    pages = [
+        manager_client.get("/").content.decode(),
+        count_the_team(manager_client, sandbox, sandbox_clock).content.decode(),
+        card_html(manager_client, person(sandbox, JEROME)),
+        card_html(manager_client, chloe),
+        manager_client.get(queue_url(chloe)).content.decode(),
+    ]
+    controls = [tag for html in pages for tag in htmx_controls(html)]
+    assert len(controls) > 10
+    for tag in controls:
+        # Disabled while in flight (a busy sign shows on it), or a repeat dropped or replaced.
+        assert "hx-disabled-elt=" in tag or "hx-sync=" in tag, tag
+
+
+def test_a_history_restore_gets_the_whole_teammates_page(manager_client: Client) -> None:
+    response = manager_client.get(
+        "/?role=MEMBER",
+        headers={**HTMX, "HX-Target": "teammate-list", "HX-History-Restore-Request": "true"},
+    )
+    assert "<html" in response.content.decode()
+    assert "HX-History-Restore-Request" in response["Vary"]
+
+
+def test_htmx_keeps_no_page_snapshots_so_back_reloads_from_the_server(
+    manager_client: Client,
+) -> None:
+    html = manager_client.get("/").content.decode()
+    assert '"historyCacheSize": 0' in html and '"refreshOnHistoryMiss": true' in html
+    assert '"allowEval": false' in html
+
+
+def test_the_live_fragments_carry_no_inline_script_or_style_either(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, LEA)
+    url = live_url(card_html(manager_client, lea))
+    sandbox.dial_step()
+    for response in (
+        manager_client.get(url, headers=HTMX),
+        manager_client.get(reverse("dashboard:team_overview"), headers=HTMX),
+    ):
+        html = response.content.decode()
+        assert " style=" not in html and "<style" not in html and "<script" not in html
+        assert " hx-on" not in html and " on" + "click" not in html

@@ -149,3 +149,6 @@ class QueuePage:
     size: int
     total_count: int
     total_pages: int
+    # Whether Allo says a later page holds more numbers (its ``has_more``; else worked out from
+    # ``total_pages``).
+    has_more: bool = False

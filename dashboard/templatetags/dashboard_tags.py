@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from dashboard.allo.types import QueueNumber
@@ -19,6 +22,7 @@ from dashboard.labels import (
     label,
     number_outcome,
 )
+from dashboard.services import OutcomeCount
 
 register = template.Library()
 
@@ -102,3 +106,47 @@ def voicemail_words(number: QueueNumber) -> str:
     if detected is False:
         return _("No voicemail")
     return ""
+
+
+# The outcome bar ---------------------------------------------------------------------------------
+
+# A segment narrower than this (in % of the bar) could not be seen; it is widened to it.
+MIN_SEGMENT = 1.2
+
+
+def bar_widths(items: Sequence[OutcomeCount]) -> list[tuple[str, float, float]]:
+    """(key, x, width) of each segment of a 100-wide bar: true to the counts, except that a
+    tiny count still gets a visible sliver (the others shrink to make room)."""
+    total = sum(item.count for item in items)
+    if not total:
+        return []
+    raw = [max(100 * item.count / total, MIN_SEGMENT) for item in items]
+    scale = 100 / sum(raw)
+    segments = []
+    x = 0.0
+    for item, width in zip(items, raw, strict=True):
+        segments.append((item.key, round(x, 3), round(width * scale, 3)))
+        x += width * scale
+    return segments
+
+
+@register.simple_tag
+def outcome_bar(items: Sequence[OutcomeCount], size: str = "") -> SafeString:
+    """A bar of outcome counts in SVG, one ``seg--<key>`` rect each, drawn on the server.
+
+    The widths are SVG attributes, not inline styles (the CSP forbids those). The bar is
+    hidden from screen readers: the legend beside it says the same in words and numbers.
+    """
+    rects = format_html_join(
+        "",
+        '<rect class="seg seg--{}" x="{}" y="0" width="{}" height="10"></rect>',
+        ((key, f"{x:g}", f"{width:g}") for key, x, width in bar_widths(items)),
+    )
+    modifier = f" bar--{size}" if size else ""
+    return format_html(
+        '<svg class="bar{}" viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true"'
+        ' focusable="false"><rect class="bar__track" x="0" y="0" width="100" height="10">'
+        "</rect>{}</svg>",
+        modifier,
+        rects,
+    )

@@ -23,10 +23,14 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.sandbox.core import Sandbox
+from dashboard.sandbox.seed import OWNER_NAME, email_for
 from dashboard.sandbox.server import SandboxServer
 
 HOST = "127.0.0.1"
 MANAGER_USERNAME = "manager"
+# Accounts are linked to Allo teammates by email: this one to the sandbox team's ADMIN, who may
+# see and change every queue.
+MANAGER_EMAIL = email_for(OWNER_NAME)
 # No 0/O or 1/l/I: the password is read off a terminal and typed by hand.
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -48,6 +52,7 @@ def manager_account_reset() -> str:
     user_model = get_user_model()
     user, _created = user_model.objects.get_or_create(username=MANAGER_USERNAME)
     user.set_password(password)
+    user.email = MANAGER_EMAIL
     user.is_active = True
     user.save()
     return password
@@ -115,7 +120,7 @@ class Command(BaseCommand):
                     "",
                     self.style.SUCCESS("The Allo dialer dashboard is starting."),
                     f"  Dashboard      http://{HOST}:{port}/",
-                    f"  Sign in as     {MANAGER_USERNAME}",
+                    f"  Sign in as     {MANAGER_USERNAME}  (Allo's {OWNER_NAME}, an admin)",
                     f"  Password       {password}",
                     f"  Allo sandbox   {server.url}  (a seeded team of {len(sandbox.users)};"
                     f" a rep dials every {options['dial_interval']:g} s)",

@@ -1,0 +1,159 @@
+"""Shared reads: one answer from Allo, kept a few seconds in the shared store, for everyone.
+
+Ten managers watching the same team cost Allo about what one does: the first to ask fetches, the
+others (in every process) get the same answer until it is ``ttl`` seconds old. Within one
+process, concurrent misses wait for one fetch (single flight); across processes, while one
+refreshes an expired answer the others keep serving the old one. When Allo cannot answer (down,
+circuit open, out of budget), the last answer is served, marked stale with its age, for up to
+``stale_ttl`` more seconds, so that a page can show it with a banner instead of an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+
+from dashboard.allo.errors import (
+    AlloBadResponseError,
+    AlloError,
+    AlloRateLimitedError,
+    AlloUnavailableError,
+)
+from dashboard.allo.resilience import current_deadline
+from dashboard.allo.store import SharedStore, shared_store
+
+# Failures that say "not now" rather than "no": the last answer may stand in for a new one.
+TRANSIENT = (AlloUnavailableError, AlloRateLimitedError, AlloBadResponseError)
+# How long one process may hold the right to refresh an answer, at most.
+LEASE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Snapshot[T]:
+    """An answer from Allo and how old it is.
+
+    ``stale`` is True when it is older than the ``ttl`` asked for: ``error`` then says why no
+    fresher one could be had (None: another process was fetching it that very moment).
+    """
+
+    value: T
+    fetched_at: datetime
+    age: float
+    stale: bool
+    error: AlloError | None = None
+
+
+class _SingleFlight:
+    """One lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str, timeout: float) -> Iterator[bool]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        acquired = lock.acquire(timeout=max(timeout, 0.0))
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                lock.release()
+            with self._guard:
+                lock, users = self._locks[key]
+                if users <= 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+_flights = _SingleFlight()
+
+
+def _store_key(key: str) -> str:
+    # Keyed by the API key's digest too: another key may be another team. Hashed, so that any
+    # caller key (spaces, length) is a valid cache key.
+    namespace = f"{settings.ALLO_API_BASE_URL}\n{settings.ALLO_API_KEY}\n{key}"
+    return "allo:read:" + hashlib.sha256(namespace.encode()).hexdigest()[:32]
+
+
+def cached_read[T](
+    key: str,
+    *,
+    ttl: float,
+    stale_ttl: float,
+    fetch: Callable[[], T],
+    store: SharedStore | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Snapshot[T]:
+    """``fetch()``'s answer, shared by every process for ``ttl`` seconds under ``key``.
+
+    ``key`` names the read with everything that changes its answer (``"team:MEMBER:ACTIVE"``,
+    ``f"queue:{user_id}"``). When ``fetch`` raises a transient AlloError (unavailable, circuit
+    open, rate limited, bad response) and an answer younger than ``ttl + stale_ttl`` is kept,
+    that answer is returned with ``stale=True`` and the ``error``; without one the error is
+    raised. Any other AlloError (404, 403…) is always raised: it is Allo's real answer.
+    ``fetch``'s value must pickle (the dataclasses of ``dashboard.allo.types`` do).
+    """
+    store = store if store is not None else shared_store
+    full_key = _store_key(key)
+
+    def snapshot(entry: tuple[T, float], error: AlloError | None = None) -> Snapshot[T]:
+        value, fetched_at = entry
+        age = max(0.0, clock() - fetched_at)
+        return Snapshot(
+            value=value,
+            fetched_at=datetime.fromtimestamp(fetched_at, UTC),
+            age=age,
+            stale=age >= ttl,
+            error=error,
+        )
+
+    def kept() -> tuple[T, float] | None:
+        entry = store.get(full_key)
+        return entry if isinstance(entry, tuple) and len(entry) == 2 else None
+
+    entry = kept()
+    if entry is not None and clock() - entry[1] < ttl:
+        return snapshot(entry)
+    until = current_deadline()
+    wait = until.remaining() if until is not None else LEASE_SECONDS
+    with _flights.hold(full_key, wait) as flying:
+        entry = kept()
+        if entry is not None and clock() - entry[1] < ttl:
+            # Another thread of this process fetched it while this one waited.
+            return snapshot(entry)
+        if not flying:
+            if entry is not None:
+                return snapshot(entry)
+            raise AlloUnavailableError(
+                message="Allo did not answer in time.",
+                code="DEADLINE_EXCEEDED",
+                request_sent=False,
+            )
+        lease = f"{full_key}:lease"
+        leased = store.add(lease, 1, LEASE_SECONDS)
+        if not leased and entry is not None:
+            # Another process is refreshing it: the answer kept will do meanwhile.
+            return snapshot(entry)
+        try:
+            value = fetch()
+        except TRANSIENT as error:
+            if entry is not None and clock() - entry[1] < ttl + stale_ttl:
+                return snapshot(entry, error)
+            raise
+        finally:
+            if leased:
+                store.delete_many([lease])
+        fresh = (value, clock())
+        store.set(full_key, fresh, ttl + stale_ttl)
+        return snapshot(fresh)
