@@ -16,13 +16,15 @@ DASHBOARD_PORT ?= 8000
 # Several workers only with Redis: without it each process keeps its own Allo rate budget.
 WORKERS ?= $(if $(REDIS_URL),4,1)
 
-.PHONY: help install demo test lint format sandbox clean messages serve
+.PHONY: help install demo test lint format sandbox clean messages serve bench
 
 help:
 	@echo "make demo   run the dashboard at http://127.0.0.1:$(DASHBOARD_PORT) against the bundled Allo sandbox"
 	@echo "make test   run the test suite"
 	@echo "make serve  run it as in production: gunicorn, $(WORKERS) workers (see the README)"
 	@echo "make lint   ruff check and format check"
+	@echo "make bench  the load test: 50 managers saving for 60 s, then with Allo gone for 10 s (needs PostgreSQL and Redis)"
+	@echo "make sandbox  run the Allo sandbox alone on http://127.0.0.1:$(SANDBOX_PORT)"
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python 3.12 or newer is required (none found on PATH)." >&2; exit 1; }
@@ -71,8 +73,15 @@ serve: install
 	DJANGO_DEBUG=0 $(VENV)/bin/gunicorn dashboard.wsgi -w $(WORKERS) -b 127.0.0.1:$(DASHBOARD_PORT) \
 		--access-logfile -
 
+# DJANGO_DEBUG=1: like the demo, a local tool that needs no DJANGO_SECRET_KEY.
 sandbox: install
-	$(PY) manage.py allo_sandbox --port $(SANDBOX_PORT)
+	DJANGO_DEBUG=1 $(PY) manage.py allo_sandbox --port $(SANDBOX_PORT)
+
+# The load test (README, "Load test"): gunicorn on PostgreSQL and Redis against the sandbox at
+# its real limits. Shorter: make bench BENCH_SECONDS=15 BENCH_MANAGERS=10.
+bench: install
+	BENCH_SECONDS=$(or $(BENCH_SECONDS),60) BENCH_MANAGERS=$(or $(BENCH_MANAGERS),50) \
+		$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache db.sqlite3 staticfiles $(MO_FILES)

@@ -1,4 +1,8 @@
-"""Django's admin: superusers narrow managers to named teammates and read the audit trail."""
+"""Django's admin: superusers narrow managers to named teammates and read the audit trail.
+
+Its login page is throttled like the dashboard's (dashboard.signin), and an account's email,
+which links it to an Allo teammate, belongs to one account only.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from dashboard.allo.errors import AlloError
 from dashboard.labels import ROLE_LABELS, STATUS_LABELS, label
 from dashboard.models import AuditEntry, ManagerScope, ScopedTeammate
-from dashboard.permissions import Roster, team_roster
+from dashboard.permissions import Roster, plausible_id, team_roster
+from dashboard.signin import AdminSignInForm
+
+# The admin's login counts against the same per-account and per-address limits as /accounts/login/.
+admin.site.login_form = AdminSignInForm
 
 # Allo's ids are opaque (allo-api.md): only what cannot be an id is refused.
 ALLO_ID = re.compile(r"^[^\s/?#]{1,100}$")
@@ -57,7 +68,7 @@ class ScopedTeammateForm(forms.ModelForm):
 
     def clean_allo_user_id(self) -> str:
         value = (self.cleaned_data.get("allo_user_id") or "").strip()
-        if not ALLO_ID.match(value):
+        if not ALLO_ID.match(value) or not plausible_id(value):
             raise forms.ValidationError(_("This is not an Allo teammate id."))
         return value
 
@@ -116,8 +127,12 @@ class ManagerScopeAdmin(SuperuserOnly, admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    """Read only: entries are append-only, so the admin can neither add, change nor delete."""
+class AuditEntryAdmin(SuperuserOnly, admin.ModelAdmin):
+    """Read only: entries are append-only, so the admin can neither add, change nor delete.
+
+    For superusers only: the admin shows every entry, whatever teammates an account may see,
+    so a staff account holding the "view audit entry" permission still sees nothing here.
+    """
 
     list_display = (
         "created_at",
@@ -141,3 +156,45 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# Accounts: one email, one account ----------------------------------------------------------------
+
+User = get_user_model()
+
+
+def email_taken(email: str, *, by_other_than: int | None = None) -> bool:
+    """Whether another account has this email, ignoring case as access does (``lower()``)."""
+    wanted = email.strip().lower()
+    if not wanted:
+        return False
+    others = User.objects.exclude(email="")
+    if by_other_than is not None:
+        others = others.exclude(pk=by_other_than)
+    return any(
+        (other or "").strip().lower() == wanted
+        for other in others.values_list("email", flat=True).iterator()
+    )
+
+
+class AccountChangeForm(UserChangeForm):
+    """Django's user form, refusing an email another account has: the email decides which
+    Allo teammate (and so which role) an account gets, so two accounts must never share one."""
+
+    def clean_email(self) -> str:
+        email = (self.cleaned_data.get("email") or "").strip()
+        if email_taken(email, by_other_than=self.instance.pk):
+            raise forms.ValidationError(
+                _("Another account already has this email address (upper and lower case alike)."),
+                code="email_taken",
+            )
+        return email
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class AccountAdmin(UserAdmin):
+    form = AccountChangeForm

@@ -14,6 +14,7 @@ from datetime import UTC, date
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Max, QuerySet
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -57,6 +58,21 @@ class Author:
 # Writing ----------------------------------------------------------------------------------------
 
 
+class AuditInTransactionError(RuntimeError):
+    """``audit_begin`` was called inside a transaction: its pending row would not be committed
+    before the request to Allo leaves, and a rollback would erase the trace of a write that
+    may have been applied (ATOMIC_REQUESTS, or an ``atomic()`` around the service)."""
+
+
+def _in_transaction(using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether a write now would wait for a commit. The atomic blocks a test case opens around
+    each test do not count: tests roll back, and there nothing needs to outlive a crash."""
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        return not connection.get_autocommit()
+    return any(not block._from_testcase for block in connection.atomic_blocks)
+
+
 def audit_begin(
     *,
     author: Author,
@@ -69,9 +85,15 @@ def audit_begin(
     """Record a write about to be sent, as ``pending``.
 
     ``changes`` is ``{field: {"before": value shown, "after": value asked}}``; ``request_id``
-    is the X-Request-Id the request will carry. Called outside any transaction, the row is
-    committed before the request leaves.
+    is the X-Request-Id the request will carry. The row must be committed before the request
+    leaves, so this refuses to run inside a transaction (raises AuditInTransactionError).
     """
+    if _in_transaction():
+        raise AuditInTransactionError(
+            "audit_begin() needs autocommit: the pending entry must be committed before the "
+            "request leaves for Allo. Do not wrap writes to Allo in a transaction "
+            "(ATOMIC_REQUESTS, atomic()); mark the view with transaction.non_atomic_requests."
+        )
     return AuditEntry.objects.create(
         author=author.user,
         author_username=author.user.get_username(),
@@ -90,24 +112,27 @@ def audit_applied(entry: AuditEntry, *, returned: dict[str, Any]) -> None:
     Each field's ``after`` becomes Allo's value; when Allo kept something other than what was
     asked, the asked value stays beside it as ``asked``.
     """
-    changes: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for field, change in entry.changes.items():
-        final = {**change}
         if field in returned:
-            final["after"] = returned[field]
+            result = {"after": returned[field]}
             if returned[field] != change.get("after"):
-                final["asked"] = change.get("after")
-        changes[field] = final
-    AuditEntry.objects.complete(entry.pk, outcome=Outcome.APPLIED, changes=changes)
+                result["asked"] = change.get("after")
+            results[field] = result
+    AuditEntry.objects.complete(entry.pk, outcome=Outcome.APPLIED, results=results)
 
 
 def audit_failed(entry: AuditEntry, error: AlloError) -> None:
-    """Complete an entry whose write failed: refused by Allo, misdirected, or unconfirmed."""
+    """Complete an entry whose write failed: refused by Allo, misdirected, or unconfirmed.
+
+    A misdirected write's message names no one (everyone who may see this teammate reads it,
+    not necessarily the other one); the other teammate's id is kept apart, for operators.
+    """
+    other_teammate_id = ""
     if isinstance(error, AlloWrongTeammateError):
         outcome = Outcome.MISDIRECTED
-        message = _("Allo changed the queue of %(other)s instead.") % {
-            "other": error.returned_user_id or _("no one")
-        }
+        other_teammate_id = error.returned_user_id or ""
+        message = _("Allo changed another teammate's queue instead.")
     elif isinstance(error, AlloUnavailableError | AlloBadResponseError):
         outcome = Outcome.UNKNOWN
         message = error.message
@@ -122,6 +147,7 @@ def audit_failed(entry: AuditEntry, error: AlloError) -> None:
         allo_code=error.code or (str(error.status) if error.status else ""),
         allo_message=message[:2000],
         allo_request_id=error.request_id or entry.allo_request_id,
+        other_teammate_id=other_teammate_id[:100],
     )
 
 
@@ -131,6 +157,42 @@ def audit_interrupted(entry: AuditEntry) -> None:
         entry.pk,
         outcome=Outcome.UNKNOWN,
         allo_message=_("The dashboard failed while sending this change."),
+    )
+
+
+def audit_checked(
+    entry: AuditEntry, error: AlloError, *, applied: bool, found: dict[str, Any]
+) -> None:
+    """Complete an entry whose write Allo did not confirm (its answer was lost: a timeout
+    after sending, a 5xx, a body that is not JSON), once the queue was read again.
+
+    ``found`` holds the settings Allo has now. ``applied`` (it has every value asked): the
+    entry is applied, each ``after`` being Allo's value. Otherwise the change was not applied:
+    the entry is refused (Allo failed it), with Allo's failure as code. Either way the message
+    says the outcome was checked by reading the queue again.
+    """
+    detail = error.message or error.code or str(error.status or "")
+    if applied:
+        outcome = Outcome.APPLIED
+        message = _(
+            "Allo did not confirm this change (%(detail)s); the queue, read again right after, "
+            "has it."
+        ) % {"detail": detail}
+        results = {field: {"after": found[field]} for field in entry.changes if field in found}
+    else:
+        outcome = Outcome.REFUSED
+        message = _(
+            "Allo did not confirm this change (%(detail)s); the queue, read again right after, "
+            "does not have it: it was not applied."
+        ) % {"detail": detail}
+        results = {}
+    AuditEntry.objects.complete(
+        entry.pk,
+        outcome=outcome,
+        allo_code=error.code or (str(error.status) if error.status else ""),
+        allo_message=message[:2000],
+        allo_request_id=error.request_id or entry.allo_request_id,
+        results=results or None,
     )
 
 

@@ -47,6 +47,9 @@ class Failure:
     not_on_team: bool = False
     retry_after: int | None = None
     request_id: str | None = None
+    # Allo's own words (English, written for developers), shown folded away under ours only
+    # when we do not know the failure's code well enough to say it better.
+    allo_said: str | None = None
 
     @property
     def text(self) -> str:
@@ -60,6 +63,43 @@ def _missing_scope(error: AlloError, scope: str | None) -> str | None:
         if known in said:
             return known
     return scope
+
+
+# Allo's validation codes (``errors[].code``) that our own words explain fully, by field.
+NAME_CODES = frozenset({"INVALID_LENGTH", "REQUIRED", "INVALID_TYPE", "INVALID_VALUE"})
+CHOICE_FIELDS = frozenset({"voicemail_handling", "do_not_disturb"})
+CHOICE_CODES = frozenset({"INVALID_ENUM_VALUE", "INVALID_TYPE", "INVALID_VALUE", "REQUIRED"})
+
+
+def _refusal_words(field_name: str | None, code: str | None) -> tuple[str, bool]:
+    """Our words for Allo refusing one input, and whether they say all Allo said."""
+    if field_name == "name":
+        if code in NAME_CODES:
+            return _("Allo does not accept this name: type 1 to 255 characters."), True
+        return _("Allo does not accept this name."), False
+    if field_name in CHOICE_FIELDS:
+        return (
+            _("Allo does not accept this choice: pick one of the options shown."),
+            code in CHOICE_CODES,
+        )
+    if code == "UNKNOWN_FIELD":
+        text = _("Allo did not recognise a setting the dashboard sent. Tell an administrator.")
+        return text, True
+    return _("Allo refused this change."), False
+
+
+def _configuration_words(code: str | None) -> str | None:
+    """The dashboard's own set-up problems (raised before anything is sent), in words."""
+    return {
+        "NO_API_KEY": _("No Allo API key is configured (ALLO_API_KEY)."),
+        "BAD_API_KEY": _(
+            "The Allo API key (ALLO_API_KEY) holds a character that cannot be sent (a curly "
+            "quote, an accent, a line break…): copy it again from Allo."
+        ),
+        "BAD_BASE_URL": _(
+            "Allo's address (ALLO_API_BASE_URL) must start with http:// or https://."
+        ),
+    }.get(code or "")
 
 
 def failure_explain(
@@ -112,18 +152,25 @@ def failure_explain(
 
     if isinstance(error, AlloValidationError):
         pairs: list[tuple[str | None, str]] = []
-        details = [(fe.field, fe.message) for fe in error.field_errors] or [
-            (error.param, error.message)
+        said: list[str] = []
+        details = [(fe.field, fe.code, fe.message) for fe in error.field_errors] or [
+            (error.param, error.code, error.message)
         ]
-        for field_name, message in details:
+        for field_name, code, message in details:
             target = field_name if field_name in form_fields else None
-            detail = message or _("the value is not accepted")
-            pairs.append((target, _("Allo refused this: %(detail)s") % {"detail": detail}))
-        return Failure(messages=tuple(pairs), request_id=request_id)
+            words, complete = _refusal_words(field_name, code)
+            if (target, words) not in pairs:
+                pairs.append((target, words))
+            if not complete and message and message not in said:
+                said.append(message)
+        return Failure(
+            messages=tuple(pairs), request_id=request_id, allo_said=" ".join(said) or None
+        )
 
     if isinstance(error, AlloNotFoundError):
+        # Allo cannot tell someone who left from an id that never existed.
         return Failure(
-            messages=((None, _("This person is no longer on the team in Allo.")),),
+            messages=((None, _("No teammate with this id is on your team.")),),
             not_on_team=True,
             request_id=request_id,
         )
@@ -156,16 +203,32 @@ def failure_explain(
         return Failure(messages=((None, text),), retry_after=seconds, request_id=request_id)
 
     if isinstance(error, AlloConfigurationError):
-        text = _(
-            "The dashboard is not connected to Allo (%(detail)s). An administrator needs to "
-            "configure it."
-        ) % {"detail": error.message}
-        return Failure(messages=((None, text),), request_id=request_id)
+        detail = _configuration_words(error.code)
+        text = _("The dashboard is not connected to Allo. An administrator needs to configure it.")
+        return Failure(
+            messages=((None, f"{text} {detail}" if detail else text),),
+            request_id=request_id,
+            allo_said=None if detail else error.message or None,
+        )
 
     if isinstance(error, AlloConflictError):
         text = _(
             "Allo refused this change because the queue is busy (%(code)s). Try again in a moment."
         ) % {"code": error.code or error.status}
+        return Failure(messages=((None, text),), request_id=request_id)
+
+    if isinstance(error, AlloUnavailableError) and error.code == "CIRCUIT_OPEN":
+        # The dashboard holds off Allo after repeated failures: nothing was sent.
+        if writing:
+            text = _(
+                "Allo is not answering; changes are paused, so nothing was changed. The "
+                "dashboard checks on Allo by itself: try again in a moment."
+            )
+        else:
+            text = _(
+                "Allo could not be reached. It is not answering, so the dashboard waits a "
+                "moment before asking again."
+            )
         return Failure(messages=((None, text),), request_id=request_id)
 
     ambiguous = writing and (

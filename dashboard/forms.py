@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -12,13 +14,13 @@ from dashboard.labels import (
     VOICEMAIL_HANDLING_LABELS,
 )
 from dashboard.models import AuditEntry
-from dashboard.services import ALL_STATUSES, QueueSettings
+from dashboard.services import ALL_STATUSES, KEEP, OVERWRITE, SETTINGS_FIELDS, QueueSettings
 
 NAME_MAX_LENGTH = 255
 
 
 class TeammateFilterForm(forms.Form):
-    """The teammates page's filters, read from the query string; bad values mean "no filter"."""
+    """The teammates page's filters, read from the query string; a bad value is no filter."""
 
     q = forms.CharField(
         label=_("Search"),
@@ -44,8 +46,12 @@ class TeammateFilterForm(forms.Form):
     )
 
     def filters(self) -> dict[str, str | None]:
-        """role, status and query for the service; Allo's default (ACTIVE) when unset."""
-        data = self.cleaned_data if self.is_valid() else {}
+        """role, status and query for the service; Allo's default (ACTIVE) when unset.
+
+        A bad value drops only its own filter: cleaned_data keeps every valid field.
+        """
+        self.is_valid()
+        data = self.cleaned_data
         return {
             "role": data.get("role") or None,
             "status": data.get("status") or "ACTIVE",
@@ -56,9 +62,12 @@ class TeammateFilterForm(forms.Form):
 class QueueSettingsForm(forms.Form):
     """A teammate's queue settings, with the values the manager saw as hidden fields.
 
-    The seen values let the service send Allo only what changed. A value Allo returns that we
-    do not know (enums grow) stays selectable under its raw name, so an untouched form is
-    still valid.
+    The seen values let the service tell what the manager changed from what someone else
+    changed in Allo meanwhile (a conflict). A value Allo returns that we do not know (enums
+    grow) stays selectable under its raw name, so an untouched form is still valid. ``token``
+    is new each time the form is drawn: the same form sent twice (a double click) is saved
+    once. After a conflict, each conflicting setting comes with a ``resolve_<field>`` choice
+    (KEEP or OVERWRITE), read by :meth:`decisions`.
     """
 
     name = forms.CharField(
@@ -80,6 +89,7 @@ class QueueSettingsForm(forms.Form):
     seen_name = forms.CharField(required=False, widget=forms.HiddenInput)
     seen_voicemail_handling = forms.CharField(required=False, widget=forms.HiddenInput)
     seen_do_not_disturb = forms.CharField(required=False, widget=forms.HiddenInput)
+    token = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,15 +102,38 @@ class QueueSettingsForm(forms.Form):
                 field.choices = [*field.choices, (current, current)]
 
     @classmethod
-    def from_settings(cls, settings: QueueSettings, **kwargs: Any) -> QueueSettingsForm:
-        """An unbound form showing ``settings`` and remembering them as seen."""
-        values = {
-            "name": settings.name,
-            "voicemail_handling": settings.voicemail_handling,
-            "do_not_disturb": settings.do_not_disturb,
+    def from_settings(
+        cls, settings: QueueSettings, *, seen: QueueSettings | None = None, **kwargs: Any
+    ) -> QueueSettingsForm:
+        """An unbound form showing ``settings`` and remembering ``seen`` (by default the same)
+        as the values seen: a queue that does not exist yet was seen empty, so that saving its
+        defaults creates it."""
+        seen = settings if seen is None else seen
+        initial = {
+            **{key: getattr(settings, key) for key in SETTINGS_FIELDS},
+            **{f"seen_{key}": getattr(seen, key) for key in SETTINGS_FIELDS},
+            "token": new_token(),
         }
-        initial = {**values, **{f"seen_{key}": value for key, value in values.items()}}
         return cls(initial=initial, **kwargs)
+
+    def again(self, *, seen: dict[str, str] | None = None, **kwargs: Any) -> QueueSettingsForm:
+        """This bound form drawn again, with the values typed, a new token, and ``seen``
+        replacing the seen values it names (a conflict shows Allo's value: it is then seen)."""
+        data = self.data.copy()
+        for key, value in (seen or {}).items():
+            data[f"seen_{key}"] = value
+        data["token"] = new_token()
+        return type(self)(data, auto_id=self.auto_id, **kwargs)
+
+    def decisions(self, fields: Iterable[str] = SETTINGS_FIELDS) -> dict[str, str]:
+        """The manager's choice for each conflicting setting: KEEP or OVERWRITE (others left
+        out)."""
+        choices = {}
+        for key in fields:
+            value = self.data.get(f"resolve_{key}")
+            if value in (KEEP, OVERWRITE):
+                choices[key] = value
+        return choices
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -127,6 +160,11 @@ class QueueSettingsForm(forms.Form):
             voicemail_handling=self.cleaned_data.get("seen_voicemail_handling") or "",
             do_not_disturb=self.cleaned_data.get("seen_do_not_disturb") or "",
         )
+
+
+def new_token() -> str:
+    """A one-time token for a drawing of the settings form."""
+    return uuid.uuid4().hex
 
 
 class AuditFilterForm(forms.Form):

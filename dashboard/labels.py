@@ -35,10 +35,12 @@ DO_NOT_DISTURB_LABELS: dict[str, Promise] = {
 ROUTING_RESULT_LABELS: dict[str, Promise] = {
     "ANSWERED": _("Answered"),
     "VOICEMAIL": _("Voicemail"),
-    "FAILED": _("Failed"),
-    "FAILED_EXTERNAL": _("Failed (external line)"),
-    "RECEIVED": _("Received"),
-    "BLOCKED": _("Blocked"),
+    # The same words as the summary's groups (OUTCOME_LABELS), so that a row and the counts
+    # above it never seem to disagree; "Call blocked" is not the teammate's status "Blocked".
+    "FAILED": _("Not reached"),
+    "FAILED_EXTERNAL": _("Not reached (external line)"),
+    "RECEIVED": _("Inbound call received"),
+    "BLOCKED": _("Call blocked"),
     "CLOSED": _("Closed"),
     "TRANSFERRED_BLAND": _("Transferred to an AI agent (Bland)"),
     "TRANSFERRED_ELEVEN_LABS": _("Transferred to an AI agent (ElevenLabs)"),
@@ -54,6 +56,12 @@ NOT_REACHED_LABELS: dict[str, Promise] = {
     "NETWORK_ERROR": _("Network error"),
 }
 
+# What each of Allo's API key permissions (scopes) lets the dashboard do.
+SCOPE_LABELS: dict[str, Promise] = {
+    "USERS_READ": _("See the teammates: their names, emails, roles and statuses"),
+    "DIALING_QUEUE_READ_WRITE": _("See and change the teammates' Power Dialer queues"),
+}
+
 SYNC_STATUS_LABELS: dict[str, Promise] = {
     "NOT_SYNCED": _("Not synced"),
     "PROCESSING": _("Syncing"),
@@ -65,10 +73,10 @@ OUTCOME_LABELS: dict[str, Promise] = {
     "answered": _("Answered"),
     "transferred": _("Transferred"),
     "voicemail": _("Voicemail"),
-    "busy": _("Busy"),
+    "busy": _("Line busy"),
     "failed": _("Not reached"),
-    "blocked": _("Blocked"),
-    "received": _("Received"),
+    "blocked": _("Call blocked"),
+    "received": _("Inbound call received"),
     "closed": _("Closed"),
     "dialed": _("Dialed, no result yet"),
     "pending": _("Not yet called"),

@@ -5,6 +5,7 @@ Everything else (teammates, queues, numbers) lives in Allo and is read at reques
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -71,21 +72,105 @@ class AuditEntryImmutableError(Exception):
     """Audit entries are append-only: no update (but the one completion), no delete."""
 
 
+# What completing an entry may set in each field's change: what Allo kept, and what was asked
+# when Allo kept something else. "before" was recorded when the entry was opened, for good.
+COMPLETION_CHANGE_KEYS = frozenset({"after", "asked"})
+
+
 class AuditQuerySet(models.QuerySet["AuditEntry"]):
+    """Entries are written once (``create``) and completed once (``complete``); every other way
+    Django has to change or remove rows is refused here, and, on the database, by triggers
+    (migration 0002) for whatever goes around Django."""
+
     def update(self, **kwargs: Any) -> int:
+        raise AuditEntryImmutableError("Audit entries cannot be changed.")
+
+    def _update(self, *args: Any, **kwargs: Any) -> Any:
+        # Model.save() of an instance whose pk is set updates through here.
         raise AuditEntryImmutableError("Audit entries cannot be changed.")
 
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AuditEntryImmutableError("Audit entries cannot be deleted.")
 
-    def complete(self, pk: int, **fields: Any) -> int:
+    def _raw_delete(self, using: Any) -> int:
+        raise AuditEntryImmutableError("Audit entries cannot be deleted.")
+
+    def bulk_create(
+        self,
+        objs: Any,
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Any = None,
+        unique_fields: Any = None,
+    ) -> list[AuditEntry]:
+        if update_conflicts or update_fields:
+            raise AuditEntryImmutableError("Audit entries cannot be overwritten.")
+        return super().bulk_create(
+            objs,
+            batch_size=batch_size,
+            ignore_conflicts=ignore_conflicts,
+            unique_fields=unique_fields,
+        )
+
+    def complete(
+        self,
+        pk: int,
+        *,
+        outcome: str,
+        allo_code: str | None = None,
+        allo_message: str | None = None,
+        allo_request_id: str | None = None,
+        other_teammate_id: str | None = None,
+        completed_at: datetime | None = None,
+        results: dict[str, dict[str, Any]] | None = None,
+    ) -> int:
         """Complete a pending entry, once: the only change an entry ever gets.
 
+        Sets the outcome (never back to pending), Allo's code, message and request id, the
+        teammate whose queue Allo changed instead (misdirected), the completion time, and, in
+        ``results`` (``{field: {"after": …, "asked": …}}``), what Allo kept of each field the
+        entry already holds. Nothing else: not who, not whom, not the "before" values.
         Returns 1, or 0 when the entry was already completed (it is then left as it was).
         """
-        fields["completed_at"] = fields.get("completed_at") or timezone.now()
+        if outcome not in AuditEntry.Outcome.values or outcome == AuditEntry.Outcome.PENDING:
+            raise AuditEntryImmutableError(f"An entry cannot be completed as {outcome!r}.")
+        fields: dict[str, Any] = {
+            "outcome": outcome,
+            "completed_at": completed_at or timezone.now(),
+        }
+        for name, value in (
+            ("allo_code", allo_code),
+            ("allo_message", allo_message),
+            ("allo_request_id", allo_request_id),
+            ("other_teammate_id", other_teammate_id),
+        ):
+            if value is not None:
+                fields[name] = value
         pending = self.filter(pk=pk, outcome=AuditEntry.Outcome.PENDING)
+        if results:
+            # A pending entry's changes never change (completing it is the only way, and that
+            # ends "pending" in the same UPDATE), so merging into what is read here is safe.
+            changes = pending.values_list("changes", flat=True).first()
+            if changes is None:
+                return 0
+            fields["changes"] = _completed_changes(changes, results)
         return super(AuditQuerySet, pending).update(**fields)
+
+
+def _completed_changes(
+    changes: dict[str, Any], results: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    merged = {field: dict(change) for field, change in changes.items()}
+    for field, result in results.items():
+        if field not in merged:
+            raise AuditEntryImmutableError(f"The entry holds no change to {field!r}.")
+        if not set(result) <= COMPLETION_CHANGE_KEYS:
+            raise AuditEntryImmutableError(
+                f"Completing an entry sets only {sorted(COMPLETION_CHANGE_KEYS)}."
+            )
+        merged[field].update(result)
+    return merged
 
 
 class AuditEntry(models.Model):
@@ -123,6 +208,11 @@ class AuditEntry(models.Model):
     allo_code = models.CharField(_("Allo's code"), max_length=100, blank=True)
     allo_message = models.TextField(_("Allo's message"), blank=True)
     allo_request_id = models.CharField(_("Allo request id"), max_length=100, blank=True)
+    # Misdirected writes: whose queue Allo changed instead. Kept apart from the message, which
+    # everyone who may see the teammate reads; this only operators see (in the admin).
+    other_teammate_id = models.CharField(
+        _("teammate whose queue Allo changed instead"), max_length=100, blank=True
+    )
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
 
@@ -132,6 +222,8 @@ class AuditEntry(models.Model):
         verbose_name = _("audit entry")
         verbose_name_plural = _("audit entries")
         ordering: ClassVar = ["-created_at", "-id"]
+        # Django's own saves and deletes go through the refusing queryset too.
+        base_manager_name = "objects"
         indexes: ClassVar = [
             models.Index(fields=["teammate_id", "-created_at"], name="audit_teammate_recent"),
         ]

@@ -6,12 +6,14 @@ Nothing here knows about requests, forms or templates.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
+import re
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,7 +24,14 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from dashboard.allo.client import UNSET, get_client, new_request_id
-from dashboard.allo.errors import AlloError, AlloRateLimitedError
+from dashboard.allo.errors import (
+    AlloBadResponseError,
+    AlloError,
+    AlloRateLimitedError,
+    AlloUnavailableError,
+)
+from dashboard.allo.reads import Snapshot, cached_expire, cached_put, cached_read
+from dashboard.allo.resilience import current_deadline, deadline
 from dashboard.allo.types import (
     SCOPE_DIALING_QUEUE,
     SCOPE_USERS_READ,
@@ -31,7 +40,14 @@ from dashboard.allo.types import (
     QueueNumber,
     Teammate,
 )
-from dashboard.audit import Author, audit_applied, audit_begin, audit_failed, audit_interrupted
+from dashboard.audit import (
+    Author,
+    audit_applied,
+    audit_begin,
+    audit_checked,
+    audit_failed,
+    audit_interrupted,
+)
 from dashboard.labels import (
     GROUP_LABELS,
     OUTCOME_LABELS,
@@ -56,6 +72,81 @@ REQUIRED_SCOPES: dict[str, Promise] = {
 }
 
 
+# Shared reads -----------------------------------------------------------------------------------
+
+
+def _wall_clock() -> Callable[[], float]:
+    """The Allo client's Unix clock (the sandbox's fake clock in tests): snapshots age on it,
+    as the circuit breaker's cool-down does."""
+    return get_client().circuit.timing.wall
+
+
+def _shared_read[T](key: str, fetch: Callable[[], T]) -> Snapshot[T]:
+    """``fetch()``'s answer, shared by every process for ALLO_SNAPSHOT_SECONDS under ``key``
+    and served stale for ALLO_SNAPSHOT_STALE_SECONDS more while Allo cannot answer (see
+    ``dashboard.allo.reads.cached_read``)."""
+    return cached_read(
+        key,
+        ttl=settings.ALLO_SNAPSHOT_SECONDS,
+        stale_ttl=settings.ALLO_SNAPSHOT_STALE_SECONDS,
+        fetch=fetch,
+        clock=_wall_clock(),
+    )
+
+
+def _shared_expire(key: str) -> None:
+    """The answer kept under ``key`` is not fresh any more (a write may have changed it); it is
+    still shown, stale, while Allo cannot answer."""
+    cached_expire(
+        key,
+        ttl=settings.ALLO_SNAPSHOT_SECONDS,
+        stale_ttl=settings.ALLO_SNAPSHOT_STALE_SECONDS,
+        clock=_wall_clock(),
+    )
+
+
+def _shared_put(key: str, value: object) -> None:
+    """``value`` is Allo's newest answer for ``key`` (a write returned it): shared at once."""
+    cached_put(
+        key,
+        value,
+        ttl=settings.ALLO_SNAPSHOT_SECONDS,
+        stale_ttl=settings.ALLO_SNAPSHOT_STALE_SECONDS,
+        clock=_wall_clock(),
+    )
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old what a page shows is: when Allo said it, and whether a newer answer was wanted
+    but could not be had (``error`` says why)."""
+
+    fetched_at: datetime
+    age: float
+    stale: bool = False
+    error: AlloError | None = None
+
+    @classmethod
+    def of(cls, snapshot: Snapshot[object]) -> Freshness:
+        return cls(
+            fetched_at=snapshot.fetched_at,
+            age=snapshot.age,
+            stale=snapshot.stale,
+            error=snapshot.error,
+        )
+
+    @property
+    def allo_down(self) -> bool:
+        """Stale because Allo does not answer (not merely busy): changes are paused."""
+        return self.stale and isinstance(self.error, AlloUnavailableError | AlloBadResponseError)
+
+    @property
+    def shown_stale(self) -> bool:
+        """Stale for a reason worth telling: Allo down or busy (not another process's refresh
+        in progress, which is a matter of a second)."""
+        return self.stale and self.error is not None
+
+
 # Teammates --------------------------------------------------------------------------------------
 
 
@@ -68,23 +159,40 @@ def _folded(text: str) -> str:
 def teammate_list(
     *, role: str | None = None, status: str | None = "ACTIVE", query: str = ""
 ) -> list[Teammate]:
-    """The team from GET /v2/api/users, filtered, sorted by name.
+    """The team from GET /v2/api/users, filtered, sorted by name (see teammate_list_snapshot).
+
+    Raises AlloError.
+    """
+    return teammate_list_snapshot(role=role, status=status, query=query).value
+
+
+def teammate_list_snapshot(
+    *, role: str | None = None, status: str | None = "ACTIVE", query: str = ""
+) -> Snapshot[list[Teammate]]:
+    """The team from GET /v2/api/users, filtered, sorted by name, and how old that answer is.
 
     ``role`` and ``status`` are filtered by Allo; ``status="all"`` reads ACTIVE and BLOCKED
-    (two requests: Allo has no "every status" value). ``query`` matches name or email,
-    ignoring case and accents. Raises AlloError.
+    (two requests: Allo has no "every status" value). The answer is shared by every manager
+    for ALLO_SNAPSHOT_SECONDS, and served stale (``stale``, with its ``age``) while Allo cannot
+    answer. ``query`` matches name or email, ignoring case and accents (no request). Raises
+    AlloError when nothing recent enough is kept.
     """
-    client = get_client()
-    if status == ALL_STATUSES:
-        people = client.list_users(role=role, status="ACTIVE")
-        seen = {person.id for person in people}
-        people += [
-            person
-            for person in client.list_users(role=role, status="BLOCKED")
-            if person.id not in seen
-        ]
-    else:
-        people = client.list_users(role=role, status=status)
+
+    def fetch() -> list[Teammate]:
+        client = get_client()
+        if status == ALL_STATUSES:
+            people = client.list_users(role=role, status="ACTIVE")
+            seen = {person.id for person in people}
+            people += [
+                person
+                for person in client.list_users(role=role, status="BLOCKED")
+                if person.id not in seen
+            ]
+            return people
+        return client.list_users(role=role, status=status)
+
+    snapshot = _shared_read(f"team:{role or ''}:{status or ''}", fetch)
+    people = snapshot.value
     needle = _folded(query.strip())
     if needle:
         people = [
@@ -92,12 +200,14 @@ def teammate_list(
             for person in people
             if needle in _folded(person.name) or needle in _folded(person.email or "")
         ]
-    return sorted(people, key=lambda person: (_folded(person.name), person.id))
+    people = sorted(people, key=lambda person: (_folded(person.name), person.id))
+    return dataclasses.replace(snapshot, value=people)
 
 
 def teammate_get(*, user_id: str) -> Teammate:
-    """One teammate from GET /v2/api/users/{id}. Raises AlloNotFoundError if not on the team."""
-    return get_client().get_user(user_id)
+    """One teammate from GET /v2/api/users/{id}, shared for a few seconds (stale while Allo
+    cannot answer). Raises AlloNotFoundError if not on the team."""
+    return _shared_read(f"user:{user_id}", lambda: get_client().get_user(user_id)).value
 
 
 def teammate_name(*, user_id: str | None) -> str | None:
@@ -156,6 +266,13 @@ class QueueOverview:
     summary: tuple[OutcomeCount, ...]
     # The same queue counted for its row of the teammates page.
     tally: QueueTally | None = None
+    # How old this answer of Allo's is (None: just returned by a write).
+    freshness: Freshness | None = None
+
+    @property
+    def allo_down(self) -> bool:
+        """Shown from Allo's last answer because Allo does not answer: changes are paused."""
+        return self.freshness is not None and self.freshness.allo_down
 
     @property
     def size(self) -> int:
@@ -172,15 +289,76 @@ class QueueOverview:
         return max((n.call_start_date for n in numbers if n.call_start_date), default=None)
 
 
+SETTINGS_FIELDS = ("name", "voicemail_handling", "do_not_disturb")
+
+# How a save ended (QueueSave.outcome).
+SAVED = "saved"  # Allo has the new settings (it said so, or a read after a lost answer showed it)
+UNCHANGED = "unchanged"  # Allo already had them: nothing was sent
+CONFLICT = "conflict"  # someone changed a setting this save would overwrite: nothing was sent
+NOT_SAVED = "not-saved"  # Allo's answer was lost, and a read after it showed nothing applied
+UNKNOWN = "unknown"  # Allo's answer was lost, and there was no time (or way) to check
+NOT_SENT = "not-sent"  # the queue could not be read before writing: nothing was sent
+DUPLICATE = "duplicate"  # this form was already sent (a double click): not sent again
+REFUSED = "refused"  # (a first submission's end, for its duplicates) Allo refused the change
+
+# A resolve_<field> decision on a conflicting field.
+OVERWRITE = "overwrite"
+KEEP = "keep"
+
+# Once a save has sent its PATCH, a second submission of the same form (same token) is not sent
+# again for this long; it waits at most DUPLICATE_WAIT seconds for the first one's outcome.
+SAVE_TOKEN_SECONDS = 60
+DUPLICATE_WAIT = 5.0
+DUPLICATE_POLL = 0.1
+_PENDING = "pending"
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+# Of a save's deadline, the part kept back from the PATCH to read the queue again if Allo's
+# answer is lost (a hang takes all the time it is given): a quarter, at most VERIFY_RESERVE_MAX.
+VERIFY_SHARE = 0.25
+VERIFY_RESERVE_MAX = 1.5
+
+
+@dataclass(frozen=True)
+class FieldConflict:
+    """A setting someone else changed in Allo while the manager had the form open: what the
+    manager saw, what Allo has now, what the manager wants (raw values, "" for none)."""
+
+    field: str
+    seen: str
+    current: str
+    wanted: str
+
+
 @dataclass(frozen=True)
 class QueueSave:
-    """The outcome of a save: the queue Allo returned, and which fields were sent.
+    """How a save ended (``outcome``, one of SAVED, UNCHANGED, CONFLICT, NOT_SAVED, UNKNOWN,
+    NOT_SENT, DUPLICATE) and what Allo has.
 
-    ``sent`` empty means nothing changed and nothing was sent (``queue`` is then None).
+    ``queue`` is Allo's queue after the save (SAVED: as the PATCH returned it, with every
+    number, or as read again, see ``verified``) or as read before it (UNCHANGED, CONFLICT);
+    ``current`` the settings Allo had before (all "" when there was no queue, None when the
+    queue could not be read or this is a DUPLICATE); ``sent`` the fields the PATCH
+    carried; ``conflicts`` what the manager must decide; ``error`` the failure whose answer was
+    lost (NOT_SAVED, UNKNOWN), or why the queue could not be read before writing (NOT_SENT:
+    an AlloUnavailableError then says ``request_sent`` False); ``verified`` whether the
+    outcome was established by reading the queue again after that failure; ``first`` how the
+    first submission of a DUPLICATE ended (SAVED, UNCHANGED, NOT_SAVED, UNKNOWN, REFUSED, or
+    None: still running).
     """
 
-    queue: Queue | None
-    sent: tuple[str, ...]
+    outcome: str
+    queue: Queue | None = None
+    sent: tuple[str, ...] = ()
+    current: QueueSettings | None = None
+    conflicts: tuple[FieldConflict, ...] = ()
+    error: AlloError | None = None
+    verified: bool = False
+    first: str | None = None
+
+    @property
+    def saved(self) -> bool:
+        return self.outcome == SAVED
 
 
 def queue_summary(*, queue: Queue | None) -> tuple[OutcomeCount, ...]:
@@ -280,15 +458,34 @@ def queue_numbers_page(*, user_id: str, page: int) -> NumbersPage | None:
     )
 
 
+def _queue_key(user_id: str) -> str:
+    return f"queue:{user_id}"
+
+
 def queue_overview(*, user_id: str) -> QueueOverview:
     """A teammate's current queue with every number, and its summary.
 
     Reads every page (GET /v2/api/dialing-queues/current, 100 numbers a page), so the summary
     and the table come from one snapshot: a full 1,000-number queue costs 10 reads of the
-    key's 20 per second. Raises AlloError (AlloNotFoundError: not on the team;
-    AlloWrongTeammateError: Allo answered with someone else's queue).
+    key's 20 per second. The answer is shared by every manager for ALLO_SNAPSHOT_SECONDS, and
+    shown stale (``freshness``) while Allo cannot answer. Raises AlloError when nothing recent
+    enough is kept (AlloNotFoundError: not on the team; AlloWrongTeammateError: Allo answered
+    with someone else's queue).
     """
-    return queue_overview_of(user_id=user_id, queue=get_client().get_queue(user_id=user_id))
+    snapshot = _shared_read(_queue_key(user_id), lambda: get_client().get_queue(user_id=user_id))
+    freshness = Freshness.of(snapshot)
+    queue = snapshot.value
+    return QueueOverview(
+        queue=queue,
+        summary=queue_summary(queue=queue),
+        # Only an answer of the last seconds counts for the teammates page's row.
+        tally=(
+            queue_tally_remember(user_id=user_id, queue=queue, age=snapshot.age)
+            if not snapshot.stale
+            else None
+        ),
+        freshness=freshness,
+    )
 
 
 def queue_overview_of(*, user_id: str, queue: Queue | None) -> QueueOverview:
@@ -301,6 +498,89 @@ def queue_overview_of(*, user_id: str, queue: Queue | None) -> QueueOverview:
     )
 
 
+def _settings_now(queue: Queue | None) -> QueueSettings:
+    """A queue's settings as Allo has them, all empty when there is no queue (so that every
+    setting the manager chose counts as a change: the PATCH creates the queue)."""
+    if queue is None:
+        return QueueSettings(name="", voicemail_handling="", do_not_disturb="")
+    return QueueSettings.of(queue)
+
+
+def queue_settings_merge(
+    *,
+    wanted: QueueSettings,
+    seen: QueueSettings,
+    current: QueueSettings,
+    decisions: Mapping[str, str] | None = None,
+) -> tuple[QueueSettings, tuple[FieldConflict, ...]]:
+    """What to ask Allo for, given what the manager wants, what they saw, and what Allo has.
+
+    Per setting: one the manager left as they saw it, or chose to ``keep`` after a conflict
+    (``decisions``), takes Allo's current value (a change made meanwhile by someone else stays:
+    different settings merge); one they changed takes their value, unless someone else changed
+    it meanwhile to something else: a conflict. An ``overwrite`` decision needs no exception
+    here: the conflict form shows Allo's value as the one seen, so the manager's value is sent
+    unless that value changed yet again (a new conflict). An empty name is never asked for
+    (Allo cannot remove one). No call to Allo.
+    """
+    decisions = decisions or {}
+    target: dict[str, str] = {}
+    conflicts: list[FieldConflict] = []
+    for name in SETTINGS_FIELDS:
+        want, saw, now = getattr(wanted, name), getattr(seen, name), getattr(current, name)
+        if (name == "name" and not want) or want == saw or decisions.get(name) == KEEP:
+            target[name] = now
+        elif now in (saw, want):
+            target[name] = want
+        else:
+            target[name] = now
+            conflicts.append(FieldConflict(field=name, seen=saw, current=now, wanted=want))
+    return QueueSettings(**target), tuple(conflicts)
+
+
+def _not_sent(error: AlloError) -> AlloError:
+    """A failure before any PATCH left, told as one: an AlloUnavailableError saying so."""
+    if isinstance(error, AlloUnavailableError):
+        return dataclasses.replace(error, request_sent=False)
+    if isinstance(error, AlloBadResponseError):
+        return AlloUnavailableError(
+            message=error.message,
+            code=error.code,
+            request_id=error.request_id,
+            status=error.status,
+            request_sent=False,
+        )
+    return error
+
+
+def _save_key(token: str) -> str:
+    return f"dashboard:save:{token}"
+
+
+def _valid_token(token: str | None) -> str | None:
+    return token if token and _TOKEN_SHAPE.fullmatch(token) else None
+
+
+def _first_outcome(key: str) -> str | None:
+    """Wait (a little) for the first submission of a form to end; its outcome, or None.
+
+    The first submission deletes its claim when it sent nothing (a conflict, nothing to save,
+    Allo unreachable): then this one may go ahead, and takes the claim itself.
+    """
+    wait = get_client().circuit.timing.sleep
+    for _poll in range(int(DUPLICATE_WAIT / DUPLICATE_POLL)):
+        if cache.add(key, _PENDING, SAVE_TOKEN_SECONDS):
+            return ""
+        found = cache.get(key)
+        if found is not None and found != _PENDING:
+            return str(found)
+        until = current_deadline()
+        if until is not None and until.remaining() < DUPLICATE_POLL:
+            break
+        wait(DUPLICATE_POLL)
+    return None
+
+
 def queue_settings_update(
     *,
     user_id: str,
@@ -308,28 +588,93 @@ def queue_settings_update(
     seen: QueueSettings,
     author: Author,
     teammate_name: str = "",
+    decisions: Mapping[str, str] | None = None,
+    token: str | None = None,
 ) -> QueueSave:
-    """Send Allo only the settings the manager changed (PATCH dialing-queues/current).
+    """Save a teammate's queue settings without losing anyone's change, and say truly how it
+    ended (see QueueSave). One deadline (ALLO_ACTION_DEADLINE) covers it all.
 
-    A setting is sent when its wanted value differs from the value the manager saw; an empty
-    name is never sent (Allo cannot clear a name). Nothing changed: no request at all. The
-    PATCH creates the queue when the teammate has none. Raises AlloError; on a timeout or 5xx
-    the change may or may not have been applied (``AlloUnavailableError.request_sent``).
+    1. Claims ``token`` (the form's one-time token): the same form sent again while or after
+       its PATCH left is not sent twice (DUPLICATE, with the first one's outcome).
+    2. Reads the queue's settings afresh (GET dialing-queues/current, one number a page);
+       failing that, NOT_SENT with the read's error (nothing was sent).
+    3. Merges (``queue_settings_merge``): a setting someone else changed meanwhile, that this
+       save would overwrite, is a CONFLICT (nothing sent) unless ``decisions`` settles it.
+    4. Sends only the settings that differ from Allo's (PATCH dialing-queues/current; it
+       creates the queue when there is none); none: UNCHANGED, nothing sent.
+    5. The audit trail records the PATCH before it leaves, with Allo's values as "before".
+    6. When Allo's answer is lost (a timeout after sending, a 5xx, a body that is not JSON),
+       the PATCH is never repeated: the queue is read again, within a share of the deadline
+       kept for it, and the save is SAVED if Allo has the new values, NOT_SAVED if not, and
+       UNKNOWN when it could not be read.
 
-    Every PATCH is in the audit trail: an entry (``author``, the teammate, each field's seen
-    and wanted value, the request id) is written before it leaves, and completed with the
-    outcome after.
+    Raises AlloError when Allo refused the PATCH (4xx), the PATCH surely never left
+    (``AlloUnavailableError.request_sent`` False: the circuit opened, no rate budget…), or Allo
+    changed someone else's queue (AlloWrongTeammateError).
     """
-    changes: dict[str, str] = {}
-    if wanted.name and wanted.name != seen.name:
-        changes["name"] = wanted.name
-    if wanted.voicemail_handling != seen.voicemail_handling:
-        changes["voicemail_handling"] = wanted.voicemail_handling
-    if wanted.do_not_disturb != seen.do_not_disturb:
-        changes["do_not_disturb"] = wanted.do_not_disturb
-    if not changes:
-        return QueueSave(queue=None, sent=())
     client = get_client()
+    with deadline(clock=client.circuit.timing.monotonic):
+        token = _valid_token(token)
+        key = _save_key(token) if token else None
+        if key is not None and not cache.add(key, _PENDING, SAVE_TOKEN_SECONDS):
+            first = _first_outcome(key)
+            if first != "":
+                return QueueSave(outcome=DUPLICATE, first=first)
+        sent = False
+        ended = REFUSED
+        try:
+            result = _settings_update(
+                user_id=user_id,
+                wanted=wanted,
+                seen=seen,
+                author=author,
+                teammate_name=teammate_name,
+                decisions=decisions,
+            )
+            sent, ended = bool(result.sent), result.outcome
+            return result
+        except AlloError as error:
+            sent = not (isinstance(error, AlloUnavailableError) and not error.request_sent)
+            raise
+        except BaseException:
+            # The dashboard itself failed, perhaps mid-send: never send this form again.
+            sent, ended = True, UNKNOWN
+            raise
+        finally:
+            if key is not None:
+                if sent:
+                    cache.set(key, ended, SAVE_TOKEN_SECONDS)
+                else:
+                    cache.delete(key)
+
+
+def _settings_update(
+    *,
+    user_id: str,
+    wanted: QueueSettings,
+    seen: QueueSettings,
+    author: Author,
+    teammate_name: str,
+    decisions: Mapping[str, str] | None,
+) -> QueueSave:
+    client = get_client()
+    try:
+        before = client.get_queue_page(user_id=user_id, page=1, size=1).queue
+    except AlloError as error:
+        return QueueSave(outcome=NOT_SENT, error=_not_sent(error))
+    current = _settings_now(before)
+    target, conflicts = queue_settings_merge(
+        wanted=wanted, seen=seen, current=current, decisions=decisions
+    )
+    if conflicts:
+        return QueueSave(outcome=CONFLICT, queue=before, current=current, conflicts=conflicts)
+    changes = {
+        name: getattr(target, name)
+        for name in SETTINGS_FIELDS
+        if getattr(target, name) != getattr(current, name)
+    }
+    if not changes:
+        return QueueSave(outcome=UNCHANGED, queue=before, current=current)
     request_id = new_request_id()
     entry = audit_begin(
         author=author,
@@ -337,18 +682,32 @@ def queue_settings_update(
         teammate_name=teammate_name,
         action=AuditEntry.Action.QUEUE_SETTINGS,
         changes={
-            field: {"before": getattr(seen, field), "after": value}
-            for field, value in changes.items()
+            name: {"before": getattr(current, name), "after": value}
+            for name, value in changes.items()
         },
         request_id=request_id,
     )
+    sent = tuple(changes)
+    until = current_deadline()
+    reserve = min(VERIFY_RESERVE_MAX, until.remaining() * VERIFY_SHARE) if until else 0.0
     try:
-        queue = client.upsert_queue(
-            user_id=user_id,
-            name=changes.get("name", UNSET),
-            voicemail_handling=changes.get("voicemail_handling", UNSET),
-            do_not_disturb=changes.get("do_not_disturb", UNSET),
-            request_id=request_id,
+        with deadline(
+            max(until.remaining() - reserve, 0.0) if until else None,
+            clock=until.clock if until else client.circuit.timing.monotonic,
+        ):
+            queue = client.upsert_queue(
+                user_id=user_id,
+                name=changes.get("name", UNSET),
+                voicemail_handling=changes.get("voicemail_handling", UNSET),
+                do_not_disturb=changes.get("do_not_disturb", UNSET),
+                request_id=request_id,
+            )
+    except (AlloUnavailableError, AlloBadResponseError) as error:
+        if isinstance(error, AlloUnavailableError) and not error.request_sent:
+            audit_failed(entry, error)
+            raise
+        return _check_lost_answer(
+            user_id=user_id, entry=entry, error=error, changes=changes, current=current
         )
     except AlloError as error:
         audit_failed(entry, error)
@@ -356,15 +715,53 @@ def queue_settings_update(
     except Exception:
         audit_interrupted(entry)
         raise
-    audit_applied(
-        entry,
-        returned={
-            "name": queue.name,
-            "voicemail_handling": queue.voicemail_handling,
-            "do_not_disturb": queue.do_not_disturb,
-        },
+    finally:
+        # Whatever happened, the queue shared with other managers may be out of date.
+        _shared_expire(_queue_key(user_id))
+    audit_applied(entry, returned=_settings_dict(queue))
+    # What Allo returned, every number included, is its newest answer: shared at once.
+    _shared_put(_queue_key(user_id), queue)
+    return QueueSave(outcome=SAVED, queue=queue, sent=sent, current=current)
+
+
+def _settings_dict(queue: Queue) -> dict[str, str | None]:
+    return {
+        "name": queue.name,
+        "voicemail_handling": queue.voicemail_handling,
+        "do_not_disturb": queue.do_not_disturb,
+    }
+
+
+def _check_lost_answer(
+    *,
+    user_id: str,
+    entry: AuditEntry,
+    error: AlloError,
+    changes: Mapping[str, str],
+    current: QueueSettings,
+) -> QueueSave:
+    """After a PATCH whose answer was lost: read the queue again, and tell what Allo has."""
+    try:
+        after = get_client().get_queue_page(user_id=user_id, page=1, size=1).queue
+    except AlloError:
+        audit_failed(entry, error)
+        return QueueSave(
+            outcome=UNKNOWN, sent=tuple(changes), current=current, error=error, verified=False
+        )
+    applied = after is not None and all(
+        getattr(QueueSettings.of(after), name) == value for name, value in changes.items()
     )
-    return QueueSave(queue=queue, sent=tuple(changes))
+    audit_checked(
+        entry, error, applied=applied, found=_settings_dict(after) if after is not None else {}
+    )
+    return QueueSave(
+        outcome=SAVED if applied else NOT_SAVED,
+        queue=after,
+        sent=tuple(changes),
+        current=current,
+        error=error,
+        verified=True,
+    )
 
 
 # Live routing results ---------------------------------------------------------------------------
@@ -559,8 +956,9 @@ def _tally_key(user_id: str) -> str:
     return f"dashboard:tally:v{TALLY_VERSION}:{digest}"
 
 
-def queue_tally_remember(*, user_id: str, queue: Queue | None) -> QueueTally:
-    """Count a queue just read (no call to Allo) and keep the count for the teammates page."""
+def queue_tally_remember(*, user_id: str, queue: Queue | None, age: float = 0.0) -> QueueTally:
+    """Count a queue read ``age`` seconds ago (no call to Allo) and keep the count for the
+    teammates page."""
     numbers = queue.numbers if queue else ()
     counts = Counter(outcome_group(number_outcome(n)) for n in numbers)
     tally = QueueTally(
@@ -572,7 +970,7 @@ def queue_tally_remember(*, user_id: str, queue: Queue | None) -> QueueTally:
         left=counts["pending"],
         calling=counts["calling"] > 0,
         reads=queue_reads(_size(queue)),
-        read_at=time.time(),
+        read_at=time.time() - age,
     )
     cache.set(_tally_key(user_id), tally, TALLY_KEEP_SECONDS)
     return tally
@@ -654,7 +1052,9 @@ def team_tally(
     A count kept since ``fresh_since`` (time.time()) costs nothing; any other is read in full
     (GET /v2/api/dialing-queues/current, 100 numbers a read: 1 to 10 reads a queue) while this
     call has spent less than ``read_budget`` reads (0: no reads at all). Allo's 429 stops the
-    reading; the teammates not counted are ``waiting``. Other AlloErrors are kept per teammate.
+    reading; the teammates not counted are ``waiting``. While Allo does not answer (down, or
+    its circuit open), a count kept from the last TALLY_KEEP_SECONDS is shown, with its age,
+    rather than the failure. Other AlloErrors are kept per teammate.
     """
     client = get_client()
     tallies: dict[str, QueueTally] = {}
@@ -680,8 +1080,13 @@ def team_tally(
             waiting.append(user_id)
             continue
         except AlloError as error:
-            failures[user_id] = error
             spent += 1
+            if isinstance(kept, QueueTally) and isinstance(
+                error, AlloUnavailableError | AlloBadResponseError
+            ):
+                tallies[user_id] = kept
+            else:
+                failures[user_id] = error
             continue
         tally = queue_tally_remember(user_id=user_id, queue=queue)
         tallies[user_id] = tally

@@ -74,6 +74,8 @@ ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
 )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# A refused form says why in words (a fragment for htmx), not Django's developer page.
+CSRF_FAILURE_VIEW = "dashboard.errorpages.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -98,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Cache-Control: private, no-store on every answer to a signed-in account.
+    "dashboard.middleware.PrivatePagesMiddleware",
     # LoginRequiredMiddleware that answers htmx requests with a whole-page redirect.
     "dashboard.middleware.HtmxLoginRequiredMiddleware",
     # Who may see which teammate: request.access, and a 404 for a teammate out of reach.
@@ -123,6 +127,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.permissions.access_context",
+                # allo_outage: the banner shown while Allo is not answering.
+                "dashboard.context_processors.allo_outage",
             ],
         },
     },
@@ -200,20 +206,37 @@ CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = 0 if DEBUG else int(env_float("DJANGO_SECURE_HSTS_SECONDS", 31536000))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+# includeSubDomains and preload reach past this host (every subdomain; browsers' built-in lists,
+# hard to leave): a deployment opts in to each. Until it does, check --deploy's reminders about
+# them (security.W005, security.W021) are silenced, as the choice is deliberate.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [
+    *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Teammates' photos: Allo's image_url is shown only when it is https: (dashboard_security's
+# avatar_src filter), and, if this lists hosts (e.g. "cdn.withallo.com"), only from them, which
+# the CSP then allows instead of any https: host. Empty (the default): any https: host, as
+# Allo documents no image host to pin.
+ALLO_AVATAR_HOSTS = [host.lower() for host in env_list("ALLO_AVATAR_HOSTS", [])]
+
 # Django's built-in Content Security Policy: no inline script or style, nonces where needed.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:", "https:"],
+    "img-src": [
+        CSP.SELF,
+        "data:",
+        *([f"https://{host}" for host in ALLO_AVATAR_HOSTS] or ["https:"]),
+    ],
     "connect-src": [CSP.SELF],
     "font-src": [CSP.SELF],
     "object-src": [CSP.NONE],
@@ -244,6 +267,12 @@ ALLO_RATE_SAFETY_MARGIN = env_float("ALLO_RATE_SAFETY_MARGIN", 0.1)
 # for ALLO_CIRCUIT_COOLDOWN seconds; then one trial request decides.
 ALLO_CIRCUIT_FAILURES = env_int("ALLO_CIRCUIT_FAILURES", 5)
 ALLO_CIRCUIT_COOLDOWN = env_float("ALLO_CIRCUIT_COOLDOWN", 20.0)
+# Shared reads (dashboard.allo.reads): the team list and each queue, as Allo last answered, are
+# kept in the shared store and served to every manager for ALLO_SNAPSHOT_SECONDS; while Allo
+# cannot answer, the last answer is shown (marked with its age) for ALLO_SNAPSHOT_STALE_SECONDS
+# more.
+ALLO_SNAPSHOT_SECONDS = env_float("ALLO_SNAPSHOT_SECONDS", 3.0)
+ALLO_SNAPSHOT_STALE_SECONDS = env_float("ALLO_SNAPSHOT_STALE_SECONDS", 3600.0)
 
 # Access: roles are read from Allo's team list, kept this many seconds (a role changed in Allo
 # takes effect within that time).
@@ -256,8 +285,13 @@ SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
 SIGNIN_WINDOW_SECONDS = 15 * 60
 SIGNIN_LOCKOUT_SECONDS = 15 * 60
 # Behind a proxy, the request.META key of the header carrying the client's address (e.g.
-# HTTP_X_FORWARDED_FOR); empty: REMOTE_ADDR.
+# HTTP_X_FORWARDED_FOR); empty: REMOTE_ADDR. Each proxy appends the address it was reached
+# from, so with N proxies in front of the dashboard the client is the Nth entry from the right
+# (a check, dashboard.W001, warns behind a TLS proxy without the header).
 SIGNIN_CLIENT_IP_HEADER = env_str("DJANGO_CLIENT_IP_HEADER")
+SIGNIN_TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", 1)
+if SIGNIN_TRUSTED_PROXY_COUNT is None or SIGNIN_TRUSTED_PROXY_COUNT < 1:
+    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXY_COUNT must be 1 or more.")
 
 LOGGING = {
     "version": 1,

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
 
-from dashboard import signin, views
+from dashboard import signin, signout, views
 
 app_patterns = (
     [
@@ -22,9 +21,15 @@ app_patterns = (
 
 urlpatterns = [
     path("accounts/login/", signin.SignInView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", signout.SignOutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     # The language switcher posts here; the sign-in page has it too, hence no login needed.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("", include(app_patterns)),
 ]
+
+# Failures in words: a page, or a fragment for htmx (dashboard/errorpages.py).
+handler400 = "dashboard.errorpages.bad_request"
+handler403 = "dashboard.errorpages.permission_denied"
+handler404 = "dashboard.errorpages.page_not_found"
+handler500 = "dashboard.errorpages.server_error"

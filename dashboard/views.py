@@ -32,8 +32,11 @@ from dashboard.allo.errors import (
     AlloUnavailableError,
     AlloWrongTeammateError,
 )
-from dashboard.allo.types import SCOPE_DIALING_QUEUE, SCOPE_USERS_READ, Teammate
+from dashboard.allo.resilience import deadline
+from dashboard.allo.types import SCOPE_DIALING_QUEUE, SCOPE_USERS_READ, Queue, Teammate
 from dashboard.audit import (
+    FIELD_LABELS,
+    VALUE_LABELS,
     audit_authors,
     audit_csv_lines,
     audit_filtered,
@@ -42,8 +45,10 @@ from dashboard.audit import (
     audit_teammates,
     audit_visible,
 )
+from dashboard.context_processors import as_of, note_freshness
 from dashboard.failures import Failure, failure_explain
 from dashboard.forms import AuditFilterForm, QueueSettingsForm, TeammateFilterForm
+from dashboard.labels import label
 from dashboard.permissions import Access
 from dashboard.templatetags.dashboard_tags import queue_dom_id
 
@@ -56,10 +61,16 @@ class HtmxHttpRequest(HttpRequest):
     access: Access
 
 
-def _explain(error: AlloError, **kwargs: Any) -> Failure:
-    """failure_explain, naming the person whose queue Allo answered with when it was not ours."""
-    if isinstance(error, AlloWrongTeammateError):
-        kwargs["returned_name"] = services.teammate_name(user_id=error.returned_user_id)
+def _explain(error: AlloError, *, access: Access | None = None, **kwargs: Any) -> Failure:
+    """failure_explain, naming the person whose queue Allo answered with when it was not ours:
+    by their name on the cached team list if ``access`` may see them, else "another teammate"
+    (never their id, and never a call to Allo about someone out of reach)."""
+    if isinstance(error, AlloWrongTeammateError) and error.returned_user_id:
+        kwargs["returned_name"] = (
+            access.visible_name(error.returned_user_id)
+            if access is not None
+            else _("another teammate")
+        )
     return failure_explain(error, **kwargs)
 
 
@@ -68,6 +79,7 @@ def _explain(error: AlloError, **kwargs: Any) -> Failure:
 
 @require_GET
 @vary_on_headers("HX-Request", "HX-Target", "HX-History-Restore-Request")
+@deadline()
 def teammates(request: HtmxHttpRequest) -> HttpResponse:
     if not request.access.has_team_access:
         return render(request, "dashboard/access.html")
@@ -75,9 +87,12 @@ def teammates(request: HtmxHttpRequest) -> HttpResponse:
     people: list[Teammate] = []
     failure = None
     try:
-        people = request.access.visible(services.teammate_list(**filters.filters()))
+        team = services.teammate_list_snapshot(**filters.filters())
     except AlloError as error:
         failure = _explain(error, scope=SCOPE_USERS_READ)
+    else:
+        people = request.access.visible(team.value)
+        note_freshness(request, services.Freshness.of(team))
     context = {
         "filters": filters,
         "teammates": people,
@@ -102,7 +117,22 @@ def _settings_form(user_id: str, **kwargs: Any) -> QueueSettingsForm:
     auto_id = f"{queue_dom_id(user_id)}-%s"
     if "data" in kwargs:
         return QueueSettingsForm(kwargs["data"], auto_id=auto_id)
-    return QueueSettingsForm.from_settings(kwargs["settings"], auto_id=auto_id)
+    return QueueSettingsForm.from_settings(
+        kwargs["settings"], seen=kwargs.get("seen"), auto_id=auto_id
+    )
+
+
+# What a queue that does not exist yet was seen as: nothing, so that saving creates it.
+NOTHING_SEEN = services.QueueSettings(name="", voicemail_handling="", do_not_disturb="")
+
+
+def _form_of(user_id: str, queue: Queue | None) -> QueueSettingsForm:
+    """The settings form showing ``queue`` (None: Allo's defaults for a queue to create)."""
+    return _settings_form(
+        user_id,
+        settings=services.QueueSettings.of(queue),
+        seen=NOTHING_SEEN if queue is None else None,
+    )
 
 
 def _page_number(request: HtmxHttpRequest) -> int:
@@ -132,6 +162,10 @@ def _queue_context(user_id: str, **extra: Any) -> dict[str, Any]:
 
 def _with_overview(context: dict[str, Any], overview: services.QueueOverview, page: int) -> None:
     context["overview"] = overview
+    freshness = overview.freshness
+    if freshness is not None and freshness.shown_stale:
+        # Shown from Allo's last answer: "as of 14:02 (3 minutes ago)".
+        context["stale_as_of"] = as_of(freshness)
     context["live"] = services.queue_live_state(queue=overview.queue)
     if overview.queue is not None:
         context["page"] = services.queue_numbers_page_of(queue=overview.queue, page=page)
@@ -157,14 +191,32 @@ def _wants_fragment(request: HtmxHttpRequest) -> bool:
 
 
 def _queue_numbers(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
-    """Another page of the numbers table: one read of that page, not of the whole queue."""
-    context = _queue_context(user_id)
+    """Another page of the numbers table: one read of that page, not of the whole queue.
+
+    Allo failing is said in the table's place, with a way to try again: the settings form
+    above keeps what is typed. A queue gone since the card was drawn (deleted in Allo) redraws
+    the whole card in its no-queue state, as opening it now would, without another read.
+    """
+    wanted = _page_number(request)
+    context = _queue_context(
+        user_id, wanted_page=wanted, page_in_url=not _on_teammates_page(request)
+    )
     try:
-        context["page"] = services.queue_numbers_page(user_id=user_id, page=_page_number(request))
+        context["page"] = services.queue_numbers_page(user_id=user_id, page=wanted)
     except AlloError as error:
-        context["failure"] = _explain(error, scope=SCOPE_DIALING_QUEUE)
+        failure = _explain(error, access=request.access, scope=SCOPE_DIALING_QUEUE)
+        if not (failure.not_on_team or failure.alarm):
+            context["numbers_failure"] = failure
+            return render(request, f"{QUEUE_TEMPLATE}#numbers", context)
+        # Not on the team, or someone else's queue: the whole card says so.
+        context["failure"] = failure
+    else:
+        if context["page"] is None:
+            overview = services.queue_overview_of(user_id=user_id, queue=None)
+            _with_overview(context, overview, 1)
+            _with_row(request, context, overview)
+            context["form"] = _form_of(user_id, None)
     if context["page"] is None:
-        # The queue is gone, or Allo failed: the whole card says why.
         return retarget(
             render(request, f"{QUEUE_TEMPLATE}#queue-card", context), f"#{context['dom_id']}"
         )
@@ -188,11 +240,14 @@ def _queue_show(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
     try:
         overview = services.queue_overview(user_id=user_id)
     except AlloError as error:
-        context["failure"] = _explain(error, scope=SCOPE_DIALING_QUEUE, teammate_name=name)
+        context["failure"] = _explain(
+            error, access=request.access, scope=SCOPE_DIALING_QUEUE, teammate_name=name
+        )
         return _render_queue(request, context)
     _with_overview(context, overview, _page_number(request))
     _with_row(request, context, overview)
-    context["form"] = _settings_form(user_id, settings=services.QueueSettings.of(overview.queue))
+    note_freshness(request, overview.freshness)
+    context["form"] = _form_of(user_id, overview.queue)
     return _render_queue(request, context)
 
 
@@ -219,6 +274,119 @@ def _form_error(request: HtmxHttpRequest, context: dict[str, Any]) -> HttpRespon
     return render(request, QUEUE_TEMPLATE, context)
 
 
+@dataclass(frozen=True)
+class ConflictRow:
+    """A setting someone changed in Allo meanwhile, in words, and the manager's choice so far."""
+
+    field: str
+    label: str
+    seen: str
+    current: str
+    wanted: str
+    choice: str
+
+
+def _value_words(field: str, value: str) -> str:
+    if not value:
+        return "—"
+    labels = VALUE_LABELS.get(field)
+    return label(labels, value) if labels else value
+
+
+def _conflict_rows(
+    conflicts: tuple[services.FieldConflict, ...], form: QueueSettingsForm
+) -> list[ConflictRow]:
+    decisions = form.decisions()
+    return [
+        ConflictRow(
+            field=conflict.field,
+            label=str(FIELD_LABELS.get(conflict.field, conflict.field)),
+            seen=_value_words(conflict.field, conflict.seen),
+            current=_value_words(conflict.field, conflict.current),
+            wanted=_value_words(conflict.field, conflict.wanted),
+            # Keeping Allo's value is the choice made for the manager until they make one.
+            choice=decisions.get(conflict.field, services.KEEP),
+        )
+        for conflict in conflicts
+    ]
+
+
+def _form_again(
+    request: HtmxHttpRequest,
+    context: dict[str, Any],
+    form: QueueSettingsForm,
+    *,
+    error: str | None = None,
+    seen: dict[str, str] | None = None,
+) -> HttpResponse:
+    """The form drawn again as typed, with a new token (and ``error`` on top)."""
+    again = form.again(seen=seen)
+    again.is_valid()
+    if error:
+        again.add_error(None, error)
+    context["form"] = again
+    return _form_error(request, context)
+
+
+def _save_failed(
+    request: HtmxHttpRequest,
+    context: dict[str, Any],
+    form: QueueSettingsForm,
+    error: AlloError,
+    *,
+    writing: bool = True,
+) -> HttpResponse:
+    """The form again as typed (new token), with Allo's failure in words where it belongs."""
+    user_id = context["user_id"]
+    name = ""
+    if isinstance(error, AlloWrongTeammateError):
+        name = request.access.name_of(user_id) or user_id
+    failure = _explain(
+        error,
+        access=request.access,
+        writing=writing,
+        scope=SCOPE_DIALING_QUEUE,
+        teammate_name=name,
+        form_fields=tuple(form.fields),
+    )
+    again = form.again()
+    again.is_valid()
+    context["form"] = again
+    if failure.alarm:
+        context["alarm"] = failure
+    else:
+        for field, text in failure.messages:
+            again.add_error(field, text)
+        context["allo_said"] = failure.allo_said
+    return _form_error(request, context)
+
+
+def _show_saved(
+    request: HtmxHttpRequest, context: dict[str, Any], saved: services.QueueSave, words: str
+) -> HttpResponse:
+    """After a save Allo has: Post/Redirect/Get with ``words``, or the card as Allo has it."""
+    user_id = context["user_id"]
+    if not request.htmx:
+        messages.success(request, words)
+        return redirect("dashboard:queue", user_id=user_id)
+    if saved.queue is not None and not saved.verified:
+        # What Allo returned for the PATCH: the queue with every number.
+        overview = services.queue_overview_of(user_id=user_id, queue=saved.queue)
+    else:
+        try:
+            overview = services.queue_overview(user_id=user_id)
+        except AlloError:
+            overview = services.queue_overview_of(user_id=user_id, queue=saved.queue)
+    _with_overview(context, overview, 1)
+    _with_row(request, context, overview)
+    # A plain save keeps the card's own words ("…, shown below.").
+    plain = saved.outcome == services.SAVED and not saved.verified
+    context.update(
+        form=_form_of(user_id, overview.queue), saved=True, saved_words=None if plain else words
+    )
+    return render(request, f"{QUEUE_TEMPLATE}#queue-card", context)
+
+
 def _queue_save(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
     form = _settings_form(user_id, data=request.POST)
     context = _queue_context(user_id, form=form)
@@ -231,48 +399,91 @@ def _queue_save(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
             seen=form.seen(),
             author=request.access.author,
             teammate_name=request.access.name_of(user_id),
+            decisions=form.decisions(),
+            token=form.cleaned_data.get("token") or None,
         )
     except AlloError as error:
-        name = ""
-        if isinstance(error, AlloWrongTeammateError):
-            name = services.teammate_name(user_id=user_id) or user_id
-        failure = _explain(
-            error,
-            writing=True,
-            scope=SCOPE_DIALING_QUEUE,
-            teammate_name=name,
-            form_fields=tuple(form.fields),
-        )
-        if failure.alarm:
-            context["alarm"] = failure
-        else:
-            for field, text in failure.messages:
-                form.add_error(field, text)
-        return _form_error(request, context)
+        return _save_failed(request, context, form, error)
 
-    if saved.queue is None:
+    outcome = saved.outcome
+    if outcome == services.CONFLICT:
+        # Allo's values are shown: they become the ones seen, so that a choice made now
+        # concerns them (and a further change in Allo is a new conflict).
+        context["conflicts"] = _conflict_rows(saved.conflicts, form)
+        return _form_again(
+            request, context, form, seen={c.field: c.current for c in saved.conflicts}
+        )
+    if outcome == services.UNCHANGED:
         notice = _("Nothing to save: these are already the queue's settings.")
         if request.htmx:
-            context["notice"] = notice
+            context.update(notice=notice, form=_form_of(user_id, saved.queue))
             return _form_error(request, context)
         messages.info(request, notice)
         return redirect("dashboard:queue", user_id=user_id)
+    if outcome == services.NOT_SAVED:
+        return _form_again(
+            request,
+            context,
+            form,
+            error=_(
+                "Not saved: Allo failed before applying this change (the dashboard read the "
+                "queue again to check). Your values are kept: press Save to try again."
+            ),
+        )
+    if outcome == services.UNKNOWN:
+        assert saved.error is not None
+        return _save_failed(request, context, form, saved.error)
+    if outcome == services.NOT_SENT:
+        assert saved.error is not None
+        # Reading the queue before writing failed. Someone else's queue came back: an alarm,
+        # but about a read (nothing was written anywhere).
+        misread = isinstance(saved.error, AlloWrongTeammateError)
+        return _save_failed(request, context, form, saved.error, writing=not misread)
+    if outcome == services.DUPLICATE:
+        return _save_duplicate(request, context, form, saved)
+    if saved.verified:
+        words = _(
+            "Saved. Allo's answer was lost, so the dashboard read the queue again: it has your "
+            "new settings."
+        )
+    else:
+        words = _("Saved. Allo confirmed the queue's new settings.")
+    return _show_saved(request, context, saved, words)
 
-    if not request.htmx:
-        messages.success(request, _("Saved. Allo confirmed the queue's new settings."))
-        return redirect("dashboard:queue", user_id=user_id)
-    overview = services.queue_overview_of(user_id=user_id, queue=saved.queue)
-    _with_overview(context, overview, 1)
-    _with_row(request, context, overview)
-    context.update(
-        form=_settings_form(user_id, settings=services.QueueSettings.of(saved.queue)),
-        saved=True,
-    )
-    return render(request, f"{QUEUE_TEMPLATE}#queue-card", context)
+
+def _save_duplicate(
+    request: HtmxHttpRequest,
+    context: dict[str, Any],
+    form: QueueSettingsForm,
+    saved: services.QueueSave,
+) -> HttpResponse:
+    """The same form sent a second time (a double click): nothing is sent again; the manager
+    learns how the first one ended."""
+    if saved.first in (services.SAVED, services.UNCHANGED):
+        words = _("Already saved: this form was sent twice, and Allo has it once.")
+        return _show_saved(request, context, saved, words)
+    if saved.first is None:
+        error = _(
+            "This change is already on its way to Allo (the form was sent twice). Reload the "
+            "queue in a moment to see whether Allo applied it."
+        )
+    elif saved.first == services.UNKNOWN:
+        error = _(
+            "This form was already sent once, and Allo did not confirm that change. Reload "
+            "the queue to check before trying again."
+        )
+    else:
+        error = _(
+            "This form was already sent once, and that change was not saved. Your values are "
+            "kept: press Save to try again."
+        )
+    return _form_again(request, context, form, error=error)
 
 
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request", "HX-Target")
+# One deadline (ALLO_ACTION_DEADLINE) for everything a page or a save asks of Allo.
+@deadline()
 def queue(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
     if request.method == "POST":
         return _queue_save(request, user_id)
@@ -293,6 +504,7 @@ def _count(request: HtmxHttpRequest, name: str) -> int:
 
 
 @require_GET
+@deadline()
 def queue_live(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
     """A queue on screen refreshing itself: its summary and numbers, never its form.
 
@@ -309,6 +521,9 @@ def queue_live(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
     idle = _count(request, "idle")
     try:
         overview = services.queue_overview(user_id=user_id)
+        if overview.allo_down and overview.freshness and overview.freshness.error:
+            # Only Allo's last answer, already on screen: say why nothing new comes.
+            raise overview.freshness.error
     except AlloError as error:
         passing = isinstance(error, PASSING_TROUBLE) and idle + 1 < services.LIVE_IDLE_POLLS
         context["live"] = services.LiveState(
@@ -319,7 +534,7 @@ def queue_live(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
             interval=2 * services.LIVE_POLL_SECONDS,
             changed=False,
         )
-        context["live_failure"] = _explain(error, scope=SCOPE_DIALING_QUEUE)
+        context["live_failure"] = _explain(error, access=request.access, scope=SCOPE_DIALING_QUEUE)
     else:
         _with_overview(context, overview, _page_number(request))
         _with_row(request, context, overview)
@@ -346,8 +561,11 @@ def _on_teammates_page(request: HtmxHttpRequest) -> bool:
 def _with_row(
     request: HtmxHttpRequest, context: dict[str, Any], overview: services.QueueOverview
 ) -> None:
-    """On the teammates page, a card just read also refreshes its row's counts."""
-    if _on_teammates_page(request) and overview.tally is not None:
+    """On the teammates page, a card just read also refreshes its row's counts; on the
+    queue's own page, its page of numbers goes in the address (page_in_url)."""
+    on_teammates_page = _on_teammates_page(request)
+    context["page_in_url"] = not on_teammates_page
+    if on_teammates_page and overview.tally is not None:
         context["row"] = TeammateRow(dom_id=context["dom_id"], tally=overview.tally)
 
 
@@ -387,7 +605,7 @@ def _team_context(
         user_ids=[person.id for person in people], fresh_since=since, read_budget=budget
     )
     failures = {
-        user_id: _explain(error, scope=SCOPE_DIALING_QUEUE)
+        user_id: _explain(error, access=request.access, scope=SCOPE_DIALING_QUEUE)
         for user_id, error in team.failures.items()
     }
     rows = [
@@ -445,6 +663,7 @@ def _since(request: HtmxHttpRequest) -> float | None:
 
 
 @require_GET
+@deadline()
 def team_overview(request: HtmxHttpRequest) -> HttpResponse:
     """The teammates page's overview, and every row's counts out of band, for its filters.
 

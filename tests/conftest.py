@@ -10,7 +10,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import connection
 from django.test import Client
+from pytest_django.plugin import validate_django_db
 
 from dashboard.allo.client import AlloClient, build_client, install_client
 from dashboard.allo.resilience import Timing
@@ -44,6 +46,36 @@ def _empty_cache() -> Iterator[None]:
     _clear_cache()
     yield
     _clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _audit_rows_removed_after_transactional_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests on a real transaction (live_server, transactional_db) end with Django's flush.
+    On SQLite that is a DELETE, which the audit table's append-only trigger refuses (migration
+    0002; PostgreSQL's flush is a TRUNCATE, which row triggers do not see): the rows go first,
+    past the trigger, which is put back at once."""
+    marker = request.node.get_closest_marker("django_db")
+    transaction, reset_sequences, *_rest = validate_django_db(marker) if marker else (False, False)
+    named = {"transactional_db", "live_server", "django_db_reset_sequences"}
+    if not (transaction or reset_sequences or named & set(request.fixturenames)):
+        yield
+        return
+    # Set up transactional_db first, so that this teardown runs before its flush.
+    request.getfixturevalue("transactional_db")
+    yield
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name = %s",
+            ["dashboard_auditentry_no_delete"],
+        )
+        triggers = cursor.fetchall()
+        for name, _sql in triggers:
+            cursor.execute(f'DROP TRIGGER "{name}"')
+        cursor.execute("DELETE FROM dashboard_auditentry")
+        for _name, sql in triggers:
+            cursor.execute(sql)
 
 
 # The Allo sandbox ------------------------------------------------------------------------------
@@ -83,6 +115,22 @@ def live_sandbox() -> Iterator[SandboxServer]:
     its base URL and ``.sandbox`` the core behind it. Stopped at teardown."""
     with SandboxServer(Sandbox(api_key=sandbox_api_key()), port=0, dial_interval=0) as server:
         yield server
+
+
+def teammate_removed_from_allo(sandbox: Sandbox, name: str) -> str:
+    """The id of the teammate called ``name``, on the team list the dashboard has cached, since
+    removed from the team in Allo (Allo now answers 404 ASSIGNEE_NOT_FOUND for them).
+
+    Ids the team list does not hold are refused before reaching Allo; this is how a request
+    for someone Allo does not know still reaches it: they left within the cache's 30 seconds.
+    """
+    team_roster()
+    user = sandbox.world.member(sandbox.user_named(name)["id"])
+    assert user is not None
+    sandbox.world.users.remove(user)
+    sandbox.world.outsiders.append(user)
+    sandbox.clear_stats()
+    return user.id
 
 
 # The dashboard ---------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from django.contrib.auth.models import User
-from django.db import transaction
+from django.conf import settings
+from django.contrib.auth.models import Permission, User
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.test import Client
 from django.urls import reverse
@@ -24,8 +25,17 @@ from django.utils import timezone
 
 from dashboard import services
 from dashboard.allo.client import AlloClient, build_client, install_client
+from dashboard.allo.errors import AlloNotFoundError, AlloWrongTeammateError
 from dashboard.allo.resilience import Timing
-from dashboard.audit import Author, csv_safe
+from dashboard.audit import (
+    AuditInTransactionError,
+    Author,
+    audit_applied,
+    audit_begin,
+    audit_failed,
+    csv_safe,
+)
+from dashboard.failures import failure_explain
 from dashboard.models import AuditEntry, AuditEntryImmutableError, ManagerScope, ScopedTeammate
 from dashboard.permissions import team_roster
 from dashboard.sandbox.clock import FakeClock
@@ -33,6 +43,7 @@ from dashboard.sandbox.core import Sandbox
 from dashboard.sandbox.faults import FaultSpec
 from dashboard.sandbox.transport import sandbox_transport
 from dashboard.services import QueueSettings
+from tests.conftest import teammate_removed_from_allo
 
 pytestmark = pytest.mark.django_db
 
@@ -198,25 +209,39 @@ def test_a_write_allo_refuses_is_recorded_as_refused_with_its_code(
     assert sandbox.queue_of(chloe)["do_not_disturb"] == "ENABLED"
 
 
-def test_a_write_for_someone_allo_does_not_know_is_refused_with_allos_code(
+NEW_QUEUE = {
+    "name": "Leur liste",
+    "voicemail_handling": "SKIP",
+    "do_not_disturb": "ENABLED",
+    "seen_name": "",
+    "seen_voicemail_handling": "NO_SKIP",
+    "seen_do_not_disturb": "DISABLED",
+}
+
+
+def test_a_write_for_someone_not_on_the_team_list_is_a_404_and_records_nothing(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
-    data = {
-        "name": "Leur liste",
-        "voicemail_handling": "SKIP",
-        "do_not_disturb": "ENABLED",
-        "seen_name": "",
-        "seen_voicemail_handling": "NO_SKIP",
-        "seen_do_not_disturb": "DISABLED",
-    }
-    manager_client.post(queue_url(sandbox.outsider_id), data, headers=HTMX)
-    (entry,) = AuditEntry.objects.all()
-    assert (entry.outcome, entry.allo_code) == (Outcome.REFUSED, "ASSIGNEE_NOT_FOUND")
-    assert entry.teammate_id == sandbox.outsider_id and entry.teammate_name == ""
-    assert entry.changes["name"] == {"before": "", "after": "Leur liste"}
+    # The team list is cached (manager_client): nothing at all reaches Allo.
+    response = manager_client.post(queue_url(sandbox.outsider_id), NEW_QUEUE, headers=HTMX)
+    assert response.status_code == 404
+    assert sandbox.stats()["log"] == []
+    assert not AuditEntry.objects.exists()
 
 
-def test_a_write_to_an_unreachable_allo_is_recorded_as_unknown_never_sent(
+def test_a_write_for_someone_allo_no_longer_knows_is_never_sent_and_records_nothing(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    gone = teammate_removed_from_allo(sandbox, LEA)
+    sandbox.clear_stats()
+    response = manager_client.post(queue_url(gone), NEW_QUEUE, headers=HTMX)
+    # The queue is read before writing: Allo's 404 comes back then, and no PATCH leaves.
+    assert failure_explain(AlloNotFoundError(code="ASSIGNEE_NOT_FOUND")).text in text(response)
+    assert [(r["method"], r["status"]) for r in sandbox.stats()["log"]] == [("GET", 404)]
+    assert not AuditEntry.objects.exists()
+
+
+def test_a_write_to_an_unreachable_allo_is_never_sent_and_records_nothing(
     manager_client: Client, sandbox: Sandbox, unreachable_allo: AlloClient
 ) -> None:
     chloe = person(sandbox, CHLOE)
@@ -230,20 +255,15 @@ def test_a_write_to_an_unreachable_allo_is_recorded_as_unknown_never_sent(
     }
     response = manager_client.post(queue_url(chloe), data, headers=HTMX)
     assert "Allo could not be reached, so nothing was changed." in text(response)
-    (entry,) = AuditEntry.objects.all()
-    assert entry.outcome == Outcome.UNKNOWN
-    assert "never reached Allo" in entry.allo_message
-    assert entry.allo_request_id.startswith("req_dash_")
-    assert entry.changes == {
-        "name": {"before": "Grands comptes Rhône-Alpes", "after": "Comptes clés"}
-    }
+    # Reading the queue before writing failed: no change left, so none is recorded.
+    assert not AuditEntry.objects.exists()
 
 
 @pytest.mark.parametrize(
     ("fault", "applied"),
     [({"hang": True}, False), ({"status": 502}, False), ({"apply_then_fail": True}, True)],
 )
-def test_a_write_allo_did_not_confirm_is_recorded_as_unknown(
+def test_a_write_allo_did_not_confirm_is_read_again_and_recorded_as_it_ended(
     manager_client: Client, sandbox: Sandbox, fault: dict[str, Any], applied: bool
 ) -> None:
     chloe = person(sandbox, CHLOE)
@@ -251,9 +271,10 @@ def test_a_write_allo_did_not_confirm_is_recorded_as_unknown(
     sandbox.set_faults(FaultSpec.from_json({**fault, "methods": ["PATCH"]}))
     sandbox.clear_stats()
     response = manager_client.post(queue_url(chloe), data, headers=HTMX)
-    assert "it may or may not have been applied" in text(response)
+    assert ("Saved." if applied else "Not saved:") in text(response)
     (entry,) = AuditEntry.objects.all()
-    assert entry.outcome == Outcome.UNKNOWN
+    assert entry.outcome == (Outcome.APPLIED if applied else Outcome.REFUSED)
+    assert "the queue, read again right after," in entry.allo_message
     assert entry.allo_request_id == patches(sandbox)[0]["headers"]["x-request-id"]
     assert entry.changes == {"voicemail_handling": {"before": "NO_SKIP", "after": "SKIP"}}
     assert (sandbox.queue_of(chloe)["voicemail_handling"] == "SKIP") is applied
@@ -264,12 +285,57 @@ def test_a_write_that_lands_on_someone_elses_queue_is_recorded_as_misdirected(
 ) -> None:
     chloe = person(sandbox, CHLOE)
     data = {**shown_form(manager_client, chloe), "voicemail_handling": "SKIP"}
-    sandbox.teammate_field = "none"
+    # Reads name Chloé's queue; the PATCH reaches Camille's (a read that came back for someone
+    # else would stop the save before anything is written).
+    sandbox.teammate_field_by_method = {"PATCH": "none"}
     manager_client.post(queue_url(chloe), data, headers=HTMX)
     (entry,) = AuditEntry.objects.all()
     assert entry.outcome == Outcome.MISDIRECTED
     assert entry.allo_code == "WRONG_TEAMMATE"
-    assert sandbox.owner_id in entry.allo_message
+    # Whoever may read Chloé's history reads the message: it names no one else. The other
+    # teammate's id is kept apart, for operators (the admin).
+    assert entry.allo_message == "Allo changed another teammate's queue instead."
+    assert sandbox.owner_id not in entry.allo_message
+    assert entry.other_teammate_id == sandbox.owner_id
+
+
+def test_a_member_whose_write_lands_elsewhere_learns_nothing_of_the_other_teammate(
+    allo: AlloClient, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    browser = browser_of(account_of(sandbox, CHLOE, "chloe"))
+    data = {**shown_form(browser, chloe), "voicemail_handling": "SKIP"}
+    # The PATCH changes Allo's key owner's queue (Camille's) instead.
+    sandbox.teammate_field_by_method = {"PATCH": "none"}
+    sandbox.clear_stats()
+    response = browser.post(queue_url(chloe), data, headers=HTMX)
+    page = text(response)
+    assert "Allo applied this to a different person's queue (another teammate)!" in page
+    assert "Camille" not in page and sandbox.owner_id not in response.content.decode()
+    # Nobody's name was asked of Allo for the message.
+    assert [
+        r["path"] for r in sandbox.stats()["log"] if r["path"].startswith("/v2/api/users")
+    ] == []
+    history = browser.get("/audit/")
+    assert "Allo changed another teammate's queue instead." in text(history)
+    assert sandbox.owner_id not in history.content.decode()
+    csv_body = b"".join(browser.get("/audit/", {"format": "csv"}).streaming_content).decode()
+    assert sandbox.owner_id not in csv_body
+
+
+def test_a_manager_whose_write_lands_elsewhere_is_told_whose_queue_it_was(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = {**shown_form(manager_client, chloe), "voicemail_handling": "SKIP"}
+    sandbox.teammate_field_by_method = {"PATCH": "none"}
+    sandbox.clear_stats()
+    response = manager_client.post(queue_url(chloe), data, headers=HTMX)
+    # The name comes from the cached team list: no request about the other teammate.
+    assert "a different person's queue (Camille Lefèvre)!" in text(response)
+    assert [
+        r["path"] for r in sandbox.stats()["log"] if r["path"].startswith("/v2/api/users")
+    ] == []
 
 
 def test_saving_with_nothing_changed_records_nothing(
@@ -321,7 +387,11 @@ def test_the_entry_is_written_pending_before_the_request_leaves(
 def test_a_dashboard_failure_mid_write_leaves_an_unknown_entry_rather_than_nothing(
     manager: User, sandbox: Sandbox
 ) -> None:
+    inner = sandbox_transport(sandbox)
+
     def break_on_patch(request: httpx.Request) -> httpx.Response:
+        if request.method != "PATCH":
+            return inner.handle_request(request)
         raise RuntimeError("the dashboard broke while sending")
 
     client = build_client(
@@ -335,7 +405,7 @@ def test_a_dashboard_failure_mid_write_leaves_an_unknown_entry_rather_than_nothi
             services.queue_settings_update(
                 user_id=person(sandbox, CHLOE),
                 wanted=QueueSettings("Nouveau", "NO_SKIP", "ENABLED"),
-                seen=QueueSettings("Ancien", "NO_SKIP", "ENABLED"),
+                seen=QueueSettings("Grands comptes Rhône-Alpes", "NO_SKIP", "ENABLED"),
                 author=Author(user=manager, name="Camille Lefèvre"),
             )
     finally:
@@ -344,7 +414,7 @@ def test_a_dashboard_failure_mid_write_leaves_an_unknown_entry_rather_than_nothi
     entry = AuditEntry.objects.get()
     assert entry.outcome == Outcome.UNKNOWN
     assert entry.allo_message == "The dashboard failed while sending this change."
-    assert entry.changes == {"name": {"before": "Ancien", "after": "Nouveau"}}
+    assert entry.changes == {"name": {"before": "Grands comptes Rhône-Alpes", "after": "Nouveau"}}
 
 
 # Append-only ------------------------------------------------------------------------------------
@@ -367,11 +437,200 @@ def test_an_entry_cannot_be_changed_or_deleted(manager: User) -> None:
     assert AuditEntry.objects.get().outcome == Outcome.APPLIED
 
 
+def test_an_entry_cannot_be_overwritten_by_any_other_way_django_has(manager: User) -> None:
+    entry = make_entry(manager)
+    forged = AuditEntry(
+        pk=entry.pk,
+        author=manager,
+        author_username="someone-else",
+        teammate_id="usr-other",
+        action=AuditEntry.Action.QUEUE_SETTINGS,
+    )
+    with pytest.raises(AuditEntryImmutableError), transaction.atomic():
+        forged.save()  # a pk that exists: Django tries an UPDATE first
+    with pytest.raises(AuditEntryImmutableError), transaction.atomic():
+        AuditEntry.objects.bulk_create(
+            [forged],
+            update_conflicts=True,
+            unique_fields=["id"],
+            update_fields=["author_username", "teammate_id"],
+        )
+    with pytest.raises(AuditEntryImmutableError):
+        AuditEntry.objects.bulk_create([forged], update_fields=["teammate_id"])
+    with pytest.raises(AuditEntryImmutableError), transaction.atomic():
+        AuditEntry.objects.filter(pk=entry.pk)._raw_delete(AuditEntry.objects.db)
+    with pytest.raises(AuditEntryImmutableError), transaction.atomic():
+        AuditEntry.objects.update_or_create(pk=entry.pk, defaults={"teammate_id": "usr-other"})
+    kept = AuditEntry.objects.get()
+    assert (kept.author_username, kept.teammate_id) == ("manager", "usr-chloe")
+    # Adding entries in bulk is still allowed.
+    AuditEntry.objects.bulk_create([AuditEntry(author=manager, teammate_id="usr-new")])
+    assert AuditEntry.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_test_on_real_transactions_may_leave_entries_behind() -> None:
+    """Its teardown flushes the database (a DELETE on SQLite, which the trigger refuses, a
+    TRUNCATE on PostgreSQL): tests/conftest.py clears the entries first. Were it not so, this
+    test would error at teardown."""
+    author = User.objects.create_user("transactional", password="x" * 20)
+    make_entry(author)
+    make_entry(author, outcome=Outcome.PENDING)
+    assert AuditEntry.objects.count() == 2
+
+
 def test_a_pending_entry_is_completed_once_only(manager: User) -> None:
     entry = make_entry(manager, outcome=Outcome.PENDING)
     assert AuditEntry.objects.complete(entry.pk, outcome=Outcome.APPLIED) == 1
     assert AuditEntry.objects.complete(entry.pk, outcome=Outcome.REFUSED) == 0
     assert AuditEntry.objects.get().outcome == Outcome.APPLIED
+
+
+def test_completing_sets_the_outcome_and_allos_answer_and_nothing_else(manager: User) -> None:
+    entry = make_entry(manager, outcome=Outcome.PENDING)
+    for forbidden in ("teammate_id", "changes", "author_username", "author", "created_at"):
+        with pytest.raises(TypeError):
+            AuditEntry.objects.complete(entry.pk, outcome=Outcome.APPLIED, **{forbidden: "x"})
+    with pytest.raises(AuditEntryImmutableError):
+        AuditEntry.objects.complete(entry.pk, outcome=Outcome.PENDING)
+    with pytest.raises(AuditEntryImmutableError):
+        AuditEntry.objects.complete(entry.pk, outcome="exploded")
+    # Only what Allo kept ("after", "asked") of a field the entry holds; never "before".
+    for results in (
+        {"voicemail_handling": {"before": "SKIP"}},
+        {"name": {"after": "Injected"}},
+    ):
+        with pytest.raises(AuditEntryImmutableError):
+            AuditEntry.objects.complete(entry.pk, outcome=Outcome.APPLIED, results=results)
+    assert AuditEntry.objects.get().outcome == Outcome.PENDING
+    done = AuditEntry.objects.complete(
+        entry.pk,
+        outcome=Outcome.APPLIED,
+        allo_code="",
+        allo_message="ok",
+        allo_request_id="req_x",
+        results={"voicemail_handling": {"after": "SKIP_ALL", "asked": "SKIP"}},
+    )
+    assert done == 1
+    kept = AuditEntry.objects.get()
+    assert kept.changes == {
+        "voicemail_handling": {"before": "NO_SKIP", "after": "SKIP_ALL", "asked": "SKIP"}
+    }
+    assert (kept.teammate_id, kept.author_username, kept.allo_request_id) == (
+        "usr-chloe",
+        "manager",
+        "req_x",
+    )
+    # Finished: a second completion changes nothing, not even Allo's answer.
+    assert AuditEntry.objects.complete(entry.pk, outcome=Outcome.REFUSED, allo_message="x") == 0
+    assert AuditEntry.objects.get().allo_message == "ok"
+
+
+def raw_sql(statement: str, params: list[Any]) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def test_the_database_refuses_deleting_entries_and_rewriting_finished_ones(
+    manager: User,
+) -> None:
+    """Triggers (migration 0002) stop what goes around Django: raw SQL, another client."""
+    finished = make_entry(manager)
+    pending = make_entry(manager, outcome=Outcome.PENDING, teammate_id="usr-pending")
+    table = AuditEntry._meta.db_table
+    refused = [
+        (f"DELETE FROM {table} WHERE id = %s", [finished.pk]),
+        (f"DELETE FROM {table} WHERE id = %s", [pending.pk]),
+        (f"UPDATE {table} SET outcome = 'refused' WHERE id = %s", [finished.pk]),
+        (f"UPDATE {table} SET allo_message = 'edited' WHERE id = %s", [finished.pk]),
+        # A pending entry may only be completed: not rewritten, not left pending.
+        (f"UPDATE {table} SET outcome = 'applied', teammate_id = 'x' WHERE id = %s", [pending.pk]),
+        (
+            f"UPDATE {table} SET author_username = 'x', outcome = 'applied' WHERE id = %s",
+            [pending.pk],
+        ),
+        (f"UPDATE {table} SET allo_message = 'still pending' WHERE id = %s", [pending.pk]),
+    ]
+    for statement, params in refused:
+        with pytest.raises(IntegrityError, match="append-only"):
+            raw_sql(statement, params)
+    forged_before = {"voicemail_handling": {"before": "FORGED", "after": "SKIP"}}
+    with pytest.raises(IntegrityError, match="append-only"):
+        raw_sql(
+            f"UPDATE {table} SET outcome = 'applied', changes = %s WHERE id = %s",
+            [json.dumps(forged_before), pending.pk],
+        )
+    assert AuditEntry.objects.count() == 2
+    assert AuditEntry.objects.get(pk=finished.pk).outcome == Outcome.APPLIED
+    assert AuditEntry.objects.get(pk=pending.pk).outcome == Outcome.PENDING
+    # Completing, the one change allowed, passes the triggers.
+    assert (
+        AuditEntry.objects.complete(
+            pending.pk, outcome=Outcome.APPLIED, results={"voicemail_handling": {"after": "SKIP"}}
+        )
+        == 1
+    )
+
+
+def test_audit_begin_refuses_to_run_inside_a_transaction(manager: User) -> None:
+    """Its pending row must be committed before the request leaves: inside atomic() (or with
+    ATOMIC_REQUESTS) a crash would roll the trace of a write that was sent away."""
+    author = Author(user=manager, name="Camille Lefèvre")
+    fields: dict[str, Any] = {
+        "author": author,
+        "teammate_id": "usr-chloe",
+        "teammate_name": CHLOE,
+        "action": AuditEntry.Action.QUEUE_SETTINGS,
+        "changes": {"name": {"before": "a", "after": "b"}},
+        "request_id": "req_dash_x",
+    }
+    with pytest.raises(AuditInTransactionError), transaction.atomic():
+        audit_begin(**fields)
+    assert not AuditEntry.objects.exists()
+    entry = audit_begin(**fields)  # the test's own transaction does not count
+    assert entry.outcome == Outcome.PENDING
+
+
+def test_a_save_under_atomic_requests_fails_loudly_before_anything_is_sent(
+    manager_client: Client, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    data = {**shown_form(manager_client, chloe), "voicemail_handling": "SKIP"}
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    sandbox.clear_stats()
+    with pytest.raises(AuditInTransactionError):
+        manager_client.post(queue_url(chloe), data, headers=HTMX)
+    assert patches(sandbox) == []
+    assert sandbox.queue_of(chloe)["voicemail_handling"] == "NO_SKIP"
+
+
+def test_the_audit_functions_complete_through_the_one_allowed_change(manager: User) -> None:
+    author = Author(user=manager, name="Camille Lefèvre")
+    entry = audit_begin(
+        author=author,
+        teammate_id="usr-chloe",
+        teammate_name=CHLOE,
+        action=AuditEntry.Action.QUEUE_SETTINGS,
+        changes={"name": {"before": "a", "after": "b"}},
+        request_id="req_dash_1",
+    )
+    audit_applied(entry, returned={"name": "B", "voicemail_handling": "SKIP"})
+    assert AuditEntry.objects.get().changes == {"name": {"before": "a", "after": "B", "asked": "b"}}
+    other = audit_begin(
+        author=author,
+        teammate_id="usr-chloe",
+        teammate_name=CHLOE,
+        action=AuditEntry.Action.QUEUE_SETTINGS,
+        changes={"name": {"before": "a", "after": "c"}},
+        request_id="req_dash_2",
+    )
+    error = AlloWrongTeammateError(
+        "wrong", code="WRONG_TEAMMATE", expected_user_id="usr-chloe", returned_user_id="usr-zz"
+    )
+    audit_failed(other, error)
+    misdirected = AuditEntry.objects.get(pk=other.pk)
+    assert misdirected.outcome == Outcome.MISDIRECTED
+    assert "usr-zz" not in misdirected.allo_message and misdirected.other_teammate_id == "usr-zz"
 
 
 def test_an_author_with_entries_cannot_be_deleted(manager: User) -> None:
@@ -395,6 +654,51 @@ def test_the_admin_shows_entries_read_only(manager: User) -> None:
     response = admin.post(f"/admin/dashboard/auditentry/{entry.pk}/change/", {"outcome": "refused"})
     assert response.status_code == 403
     assert AuditEntry.objects.get().outcome == Outcome.APPLIED
+
+
+def test_staff_holding_the_view_permission_see_no_entry_in_the_admin(
+    allo: AlloClient, sandbox: Sandbox, manager: User
+) -> None:
+    """The admin shows every entry, whatever an account may see: superusers only. A narrowed
+    manager with staff status and every audit permission sees nothing there."""
+    make_entry(manager, teammate_id=person(sandbox, LEA), teammate_name=LEA)
+    staff = account_of(sandbox, ZOE, "zoe")
+    staff.is_staff = True
+    staff.save()
+    staff.user_permissions.set(Permission.objects.filter(codename__endswith="_auditentry"))
+    assert staff.has_perm("dashboard.view_auditentry")
+    ManagerScope.objects.create(user=staff)  # narrowed to no one
+    browser = browser_of(staff)
+    entry = AuditEntry.objects.get()
+    for url in (
+        "/admin/dashboard/auditentry/",
+        f"/admin/dashboard/auditentry/{entry.pk}/change/",
+        "/admin/dashboard/auditentry/add/",
+        f"/admin/dashboard/auditentry/{entry.pk}/delete/",
+    ):
+        response = browser.get(url)
+        assert response.status_code == 403, url
+        assert LEA not in text(response), url
+    index = browser.get("/admin/")
+    assert index.status_code == 200
+    assert "/admin/dashboard/auditentry/" not in index.content.decode()
+    assert (
+        browser.post(f"/admin/dashboard/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert AuditEntry.objects.count() == 1
+
+
+def test_the_admin_shows_operators_whose_queue_a_misdirected_write_changed(manager: User) -> None:
+    entry = make_entry(
+        manager,
+        outcome=Outcome.MISDIRECTED,
+        allo_message="Allo changed another teammate's queue instead.",
+        other_teammate_id="usr-owner",
+    )
+    admin = browser_of(User.objects.create_superuser("root", "root@example.com", "x" * 20))
+    detail = admin.get(f"/admin/dashboard/auditentry/{entry.pk}/change/")
+    assert "usr-owner" in text(detail)
 
 
 # The history page -------------------------------------------------------------------------------
@@ -545,6 +849,19 @@ def test_a_member_reads_only_their_own_queues_history(
     assert sandbox.stats()["log"] == []
 
 
+def test_the_history_of_a_teammate_removed_from_allo_stays_readable_and_costs_allo_nothing(
+    manager_client: Client, manager: User, sandbox: Sandbox
+) -> None:
+    make_entry(manager, teammate_id="usr-gone", teammate_name="Parti")
+    sandbox.clear_stats()
+    page = manager_client.get("/audit/", {"teammate": "usr-gone"})
+    assert page.status_code == 200 and "Parti" in text(page)
+    # An id neither on the team list nor in the history is a 404, like any unknown teammate.
+    assert manager_client.get("/audit/", {"teammate": "usr-never"}).status_code == 404
+    assert manager_client.get("/audit/", {"teammate": ".."}).status_code == 404
+    assert sandbox.stats()["log"] == []
+
+
 def test_a_narrowed_manager_reads_the_history_of_their_teammates_only(
     allo: AlloClient, sandbox: Sandbox, manager: User
 ) -> None:
@@ -564,7 +881,7 @@ def test_a_narrowed_manager_reads_the_history_of_their_teammates_only(
 
 
 def test_a_queue_card_shows_its_last_change_and_links_to_its_history(
-    manager_client: Client, manager: User, sandbox: Sandbox
+    manager_client: Client, manager: User, sandbox: Sandbox, sandbox_clock: FakeClock
 ) -> None:
     chloe = person(sandbox, CHLOE)
     untouched = manager_client.get(queue_url(chloe), headers=HTMX)
@@ -573,6 +890,7 @@ def test_a_queue_card_shows_its_last_change_and_links_to_its_history(
     # A refused attempt is not a change.
     make_entry(manager, teammate_id=chloe, author_name="Zoé", outcome=Outcome.REFUSED)
     sandbox.clear_stats()
+    sandbox_clock.advance(settings.ALLO_SNAPSHOT_SECONDS)  # the first read is no longer shared
     card = manager_client.get(queue_url(chloe), headers=HTMX)
     assert "Last change: changed by Camille Lefèvre, 10 minutes ago." in text(card)
     assert f'href="/audit/?teammate={chloe}"' in card.content.decode()

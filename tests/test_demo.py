@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 
@@ -35,3 +39,23 @@ def test_the_demo_refuses_to_run_without_debug(settings: Any) -> None:
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DJANGO_DEBUG=1"):
         call_command("demo")
+
+
+def test_the_sandbox_command_and_its_help_need_no_secret_key() -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_SETTINGS_MODULE"}
+    }
+    done = subprocess.run(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), "help", "allo_sandbox"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Allo sandbox" in done.stdout and "/_sandbox/" in done.stdout
+    # It points at what is in the repository, not at a document that is not.
+    assert "allo-api.md" not in done.stdout

@@ -24,18 +24,33 @@ from dashboard.failures import failure_explain
 FIELDS = ("name", "voicemail_handling", "do_not_disturb")
 
 
-def test_allos_400_lands_on_the_field_it_names() -> None:
+def test_allos_400_lands_on_the_field_it_names_in_our_words() -> None:
     failure = failure_explain(
-        AlloValidationError(message="name is too long.", param="name"), form_fields=FIELDS
+        AlloValidationError(message="name is too long.", code="INVALID_LENGTH", param="name"),
+        form_fields=FIELDS,
     )
-    assert failure.messages == (("name", "Allo refused this: name is too long."),)
+    assert failure.messages == (
+        ("name", "Allo does not accept this name: type 1 to 255 characters."),
+    )
+    # Our words say it all: Allo's English is not shown.
+    assert failure.allo_said is None
+
+
+def test_a_refusal_we_cannot_explain_keeps_allos_words_aside() -> None:
+    failure = failure_explain(
+        AlloValidationError(message="name contains a forbidden word.", param="name"),
+        form_fields=FIELDS,
+    )
+    assert failure.messages == (("name", "Allo does not accept this name."),)
+    assert failure.allo_said == "name contains a forbidden word."
 
 
 def test_a_400_naming_a_field_the_form_lacks_goes_on_the_whole_form() -> None:
     failure = failure_explain(
         AlloValidationError(message="user_id is odd.", param="user_id"), form_fields=FIELDS
     )
-    assert failure.messages == ((None, "Allo refused this: user_id is odd."),)
+    assert failure.messages == ((None, "Allo refused this change."),)
+    assert failure.allo_said == "user_id is odd."
 
 
 def test_each_of_allos_field_errors_is_placed() -> None:
@@ -46,8 +61,12 @@ def test_each_of_allos_field_errors_is_placed() -> None:
             FieldError("do_not_disturb", "INVALID_ENUM_VALUE", "ENABLED or DISABLED."),
         ),
     )
-    fields = [field for field, _text in failure_explain(error, form_fields=FIELDS).messages]
-    assert fields == ["name", "do_not_disturb"]
+    failure = failure_explain(error, form_fields=FIELDS)
+    assert failure.messages == (
+        ("name", "Allo does not accept this name: type 1 to 255 characters."),
+        ("do_not_disturb", "Allo does not accept this choice: pick one of the options shown."),
+    )
+    assert failure.allo_said is None
 
 
 @pytest.mark.parametrize(("retry_after", "words"), [(None, "1 second."), (2.2, "3 seconds.")])
@@ -90,14 +109,35 @@ def test_only_a_request_that_surely_never_arrived_is_called_unchanged(
 
 def test_a_key_refused_or_missing_is_an_administrators_problem() -> None:
     assert "An administrator needs to check it." in failure_explain(AlloAuthenticationError()).text
-    missing = AlloConfigurationError(message="No Allo API key is configured (set ALLO_API_KEY).")
-    assert "set ALLO_API_KEY" in failure_explain(missing).text
+    missing = AlloConfigurationError(
+        message="No Allo API key is configured (set ALLO_API_KEY).", code="NO_API_KEY"
+    )
+    assert failure_explain(missing).text == (
+        "The dashboard is not connected to Allo. An administrator needs to configure it. "
+        "No Allo API key is configured (ALLO_API_KEY)."
+    )
+    odd = AlloConfigurationError(message="Something else entirely.", code="SOMETHING_NEW")
+    assert failure_explain(odd).allo_said == "Something else entirely."
 
 
-def test_not_found_means_no_longer_on_the_team() -> None:
+def test_allos_english_never_reaches_the_words_of_a_known_failure() -> None:
+    for error in (
+        AlloValidationError(
+            message="name must be 1 to 255 characters long.", code="REQUIRED", param="name"
+        ),
+        AlloConfigurationError(
+            message="ALLO_API_BASE_URL must start with http", code="BAD_BASE_URL"
+        ),
+    ):
+        failure = failure_explain(error, form_fields=FIELDS)
+        assert error.message not in failure.text and failure.allo_said is None
+
+
+def test_not_found_means_no_such_teammate_on_the_team() -> None:
     failure = failure_explain(AlloNotFoundError(code="ASSIGNEE_NOT_FOUND"))
     assert failure.not_on_team
-    assert failure.text == "This person is no longer on the team in Allo."
+    # Allo cannot tell someone who left from an id that never existed.
+    assert failure.text == "No teammate with this id is on your team."
 
 
 def test_a_wrong_teammate_is_an_alarm_logged_as_an_error_with_the_request_id(

@@ -74,6 +74,10 @@ def test_a_setting_allo_added_tomorrow_stays_selectable_as_it_came() -> None:
 
 def test_a_form_for_a_queue_remembers_what_it_showed() -> None:
     form = QueueSettingsForm.from_settings(QueueSettings("Q", "SKIP", "DISABLED"))
+    # Each drawing of the form has its own one-time token (a double click saves once).
+    token = form.initial.pop("token")
+    again = QueueSettingsForm.from_settings(QueueSettings("Q", "SKIP", "DISABLED"))
+    assert len(token) == 32 and token != again.initial["token"]
     assert form.initial == {
         "name": "Q",
         "voicemail_handling": "SKIP",
@@ -96,6 +100,15 @@ def test_a_form_for_a_queue_remembers_what_it_showed() -> None:
             {"role": "MEMBER", "status": "all", "query": "léa"},
         ),
         ({"role": "CEO", "status": "GONE"}, {"role": None, "status": "ACTIVE", "query": ""}),
+        # A bad value drops its own filter only.
+        (
+            {"q": "chloe", "status": "bogus"},
+            {"role": None, "status": "ACTIVE", "query": "chloe"},
+        ),
+        (
+            {"q": "chloe", "role": "CEO", "status": "all"},
+            {"role": None, "status": "all", "query": "chloe"},
+        ),
     ],
 )
 def test_the_team_filters_fall_back_to_allos_defaults(

@@ -3,7 +3,9 @@
 Accounts are linked to the sandbox team by email: Camille Lefèvre (ADMIN, the key's owner),
 Zoé O'Connor and Anaïs Fontaine (MANAGER), Chloé, Jérôme, Léa… (MEMBER), Éloïse Marchand
 (MEMBER, BLOCKED). "Zero requests reached Allo" is proved with the team list already cached
-(each test says so), or, cold, with the team list as the only request.
+(``warm(sandbox)`` or the ``manager_client`` fixture, each test says which); with a cold cache,
+"nothing but the team list" means exactly two requests, GET /v2/api/users?status=ACTIVE then
+?status=BLOCKED, and nothing after them.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from dashboard.allo.client import AlloClient
+from dashboard.admin import AccountChangeForm
+from dashboard.allo.client import AlloClient, get_client
+from dashboard.allo.types import Teammate
 from dashboard.management.commands.demo import manager_account_reset
 from dashboard.models import AuditEntry, ManagerScope, ScopedTeammate
 from dashboard.permissions import (
@@ -25,7 +30,10 @@ from dashboard.permissions import (
     NARROWED_MANAGER,
     NONE,
     OPERATOR,
+    Roster,
     access_for,
+    allo_key_digest,
+    team_cache_key,
     team_roster,
     team_roster_forget,
 )
@@ -90,6 +98,14 @@ def requests_to_allo(sandbox: Sandbox) -> list[dict[str, Any]]:
 def text(response: Any) -> str:
     html = response.content.decode()
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
+
+
+def page_as_served(response: Any) -> str:
+    """The page, but for what changes with every response (CSP nonces, CSRF tokens) and the
+    address asked for (which the page may repeat, e.g. to come back after a language change)."""
+    html = response.content.decode().replace(response.request["PATH_INFO"], "/the/path/")
+    html = re.sub(r'nonce="[^"]*"', 'nonce=""', html)
+    return re.sub(r'(name="csrfmiddlewaretoken" value=)"[^"]*"', r'\1""', html)
 
 
 def shown_form(client: Client, user_id: str) -> dict[str, str]:
@@ -239,8 +255,100 @@ def test_a_404_says_nothing_of_whether_the_person_exists(
     outsider = browser.get(reverse("dashboard:queue", args=[sandbox.outsider_id]))
     nobody = browser.get(reverse("dashboard:queue", args=["usr-NOBODY"]))
     assert teammate.status_code == outsider.status_code == nobody.status_code == 404
-    assert teammate.content == outsider.content == nobody.content
+    assert page_as_served(teammate) == page_as_served(outsider) == page_as_served(nobody)
     assert requests_to_allo(sandbox) == []
+
+
+# Ids the team does not have never reach Allo -----------------------------------------------------
+
+# Paths as a browser sends them: percent-encoded, decoded by the server before routing.
+UNKNOWN_ID_PATHS = [
+    "/teammates/usr-NOBODY/queue/",
+    "/teammates/%2E%2E/queue/",  # ".."
+    "/teammates/%2e/queue/",  # "."
+    "/teammates/x%3Fstatus=BLOCKED/queue/",  # "x?status=BLOCKED"
+    "/teammates/x%23frag/queue/",  # "x#frag"
+    "/teammates/%2E%2E/queue/live/",
+    "/teammates/x%3Fstatus=BLOCKED/queue/live/",
+    "/audit/?teammate=%2E%2E",
+    "/audit/?teammate=x%3Fstatus%3DBLOCKED",
+    "/audit/?teammate=usr-NOBODY&format=csv",
+    "/?teammate=%2E%2E",
+    "/connection/?teammate=usr-NOBODY",
+]
+
+
+def full_access_accounts(sandbox: Sandbox) -> dict[str, User]:
+    return {
+        "operator": make_account("operator", superuser=True),
+        "allo admin": account_of(sandbox, CAMILLE),
+        "allo manager": account_of(sandbox, ZOE),
+    }
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_id_not_on_the_team_list_is_a_404_for_every_role_and_allo_hears_nothing(
+    allo: AlloClient, sandbox: Sandbox, method: str, htmx: bool
+) -> None:
+    accounts = full_access_accounts(sandbox)
+    data = {"name": "Hijacked", "voicemail_handling": "SKIP", "do_not_disturb": "ENABLED"}
+    warm(sandbox)  # the team list is cached: a 404 costs Allo nothing
+    paths = [*UNKNOWN_ID_PATHS, reverse("dashboard:queue", args=[sandbox.outsider_id])]
+    for who, user in accounts.items():
+        browser = browser_of(user)
+        for path in paths:
+            response = getattr(browser, method)(
+                path, *([data] if method == "post" else []), headers=HTMX if htmx else {}
+            )
+            assert response.status_code == 404, (who, path)
+    assert requests_to_allo(sandbox) == []
+    assert not AuditEntry.objects.exists()
+
+
+def test_percent_encoded_ids_are_decoded_before_the_check_not_after(
+    allo: AlloClient, sandbox: Sandbox
+) -> None:
+    """A teammate on the team, named with percent-encoding, is that teammate (not an unknown
+    id that would slip past), and an unknown one stays unknown however it is spelled."""
+    browser = browser_of(account_of(sandbox, CHLOE))
+    chloe = person(sandbox, CHLOE)
+    jerome = person(sandbox, JEROME)
+    spelled = "".join(f"%{byte:02X}" for byte in chloe.encode())
+    warm(sandbox)
+    assert browser.get(f"/teammates/{spelled}/queue/").status_code == 200
+    outsider = "".join(f"%{byte:02x}" for byte in jerome.encode())
+    sandbox.clear_stats()
+    assert browser.get(f"/teammates/{outsider}/queue/").status_code == 404
+    assert browser.get(f"/audit/?teammate={outsider}").status_code == 404
+    assert requests_to_allo(sandbox) == []
+
+
+def test_with_allo_down_an_operator_goes_on_but_only_with_ids_that_could_be_allo_ids(
+    allo: AlloClient, sandbox: Sandbox
+) -> None:
+    browser = browser_of(make_account("operator", superuser=True))
+    # Refused (a 401: no retries, no circuit breaker opening): the team list cannot be read.
+    sandbox.set_faults(FaultSpec(status=401))
+    for path in UNKNOWN_ID_PATHS[1:7]:
+        assert browser.get(path, headers=HTMX).status_code == 404, path
+    # The team list was tried (it is down); no queue was asked for.
+    assert {r["path"] for r in requests_to_allo(sandbox)} == {"/v2/api/users"}
+    # A plausible id goes on to Allo: the operator sees Allo's own trouble, in words.
+    response = browser.get(reverse("dashboard:queue", args=["usr-ABC123"]), headers=HTMX)
+    assert response.status_code == 200
+    assert "/v2/api/dialing-queues/current" in {r["path"] for r in requests_to_allo(sandbox)}
+
+
+@pytest.mark.parametrize("who", [ZOE, CHLOE])
+def test_without_the_team_list_anyone_but_an_operator_is_refused_every_id(
+    allo: AlloClient, sandbox: Sandbox, who: str
+) -> None:
+    browser = browser_of(account_of(sandbox, who))
+    sandbox.set_faults(FaultSpec(status=503))
+    for path in (reverse("dashboard:queue", args=[person(sandbox, CHLOE)]), *UNKNOWN_ID_PATHS):
+        assert browser.get(path).status_code == 503, path
+    assert {r["path"] for r in requests_to_allo(sandbox)} == {"/v2/api/users"}
 
 
 # Each role --------------------------------------------------------------------------------------
@@ -270,6 +378,16 @@ def test_an_allo_manager_is_linked_by_email_whatever_its_case(
     assert access.sees_everyone
     page = text(browser_of(user).get("/"))
     assert CHLOE in page and JEROME in page and CAMILLE in page
+
+
+def test_an_email_matches_ignoring_case_only_not_other_unicode_foldings() -> None:
+    strasse = Teammate(
+        id="usr-1", name="Jürgen", email="J.Strasse@example.com", role="ADMIN", status="ACTIVE"
+    )
+    roster = Roster(active=(strasse,), blocked=())
+    assert roster.match("  j.STRASSE@EXAMPLE.COM ") == (strasse, True)
+    # casefold() would take "ß" for "ss" and link this account to Jürgen, an ADMIN.
+    assert roster.match("j.straße@example.com") == (None, False)
 
 
 def test_a_member_sees_and_changes_their_own_queue_only(allo: AlloClient, sandbox: Sandbox) -> None:
@@ -438,7 +556,52 @@ def test_a_role_allo_adds_tomorrow_gets_the_least_access(
     assert access.allowed_ids == frozenset({person(sandbox, ZOE)})
 
 
+def test_the_cached_team_list_belongs_to_one_allo_key_and_url(
+    allo: AlloClient, sandbox: Sandbox, settings: Any
+) -> None:
+    # The same digest the client names its shared budget and circuit with.
+    assert allo_key_digest() == get_client().budget.scope
+    assert team_cache_key().endswith(allo_key_digest())
+    team_roster()
+    sandbox.clear_stats()
+    team_roster()
+    assert requests_to_allo(sandbox) == []
+    # Another key (maybe another team) never reads this key's team list.
+    settings.ALLO_API_KEY = "ak_live_ANOTHER_KEY"
+    assert allo_key_digest() != get_client().budget.scope
+    team_roster()
+    assert [r["query"] for r in requests_to_allo(sandbox)] == [
+        {"status": "ACTIVE"},
+        {"status": "BLOCKED"},
+    ]
+    settings.ALLO_API_BASE_URL = "https://elsewhere.example"
+    assert team_cache_key() not in {
+        f"dashboard:permissions:team:{get_client().budget.scope}",
+        "dashboard:permissions:team",
+    }
+
+
 # Allo unreachable while checking ----------------------------------------------------------------
+
+
+def test_while_allo_is_down_a_manager_is_judged_on_the_last_known_team_list(
+    allo: AlloClient, sandbox: Sandbox
+) -> None:
+    browser = browser_of(account_of(sandbox, ZOE))
+    assert CHLOE in text(browser.get(reverse("dashboard:teammates")))
+    cache.delete(team_cache_key())  # the short-lived copy has expired
+    sandbox.set_faults(FaultSpec.from_json({"status": 503}))
+    page = browser.get(reverse("dashboard:teammates"))
+    assert page.status_code == 200
+    assert "Your access to the team could not be checked" not in text(page)
+    assert CHLOE in text(page)
+    # A member's reach is still their own queue only, on the same last known list.
+    member = browser_of(account_of(sandbox, CHLOE))
+    jerome = person(sandbox, JEROME)
+    sandbox.clear_stats()
+    assert member.get(reverse("dashboard:queue", args=[jerome])).status_code == 404
+    # Only the team list was asked for (and failed); nothing about Jérôme reached Allo.
+    assert {row["path"] for row in sandbox.stats()["log"]} <= {"/v2/api/users"}
 
 
 @pytest.mark.parametrize(
@@ -550,3 +713,42 @@ def test_only_superusers_may_narrow_or_widen_an_account(allo: AlloClient, sandbo
     browser = browser_of(staff)
     assert browser.get("/admin/dashboard/managerscope/").status_code == 403
     assert browser.get("/admin/dashboard/managerscope/add/").status_code == 403
+
+
+# One email, one account -------------------------------------------------------------------------
+
+
+def test_the_admin_refuses_a_second_account_with_the_same_email_whatever_its_case(
+    allo: AlloClient, sandbox: Sandbox
+) -> None:
+    camille = account_of(sandbox, CAMILLE)
+    other = make_account("other", email="other@example.com")
+    admin = browser_of(make_account("root", superuser=True))
+    page = admin.get(f"/admin/auth/user/{other.pk}/change/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {
+        key: value
+        for key, value in form.initial.items()
+        if value is not None and key not in {"groups", "user_permissions", "password"}
+    }
+    data.update(
+        email=f" {camille.email.upper()} ",
+        date_joined_0=other.date_joined.strftime("%Y-%m-%d"),
+        date_joined_1=other.date_joined.strftime("%H:%M:%S"),
+    )
+    data.pop("date_joined", None)
+    data.pop("last_login", None)
+    refused = admin.post(f"/admin/auth/user/{other.pk}/change/", data)
+    assert refused.status_code == 200
+    assert "Another account already has this email address" in text(refused)
+    other.refresh_from_db()
+    assert other.email == "other@example.com"
+    # Its own email, in another case, is not "another account's".
+    data["email"] = "OTHER@example.com"
+    assert admin.post(f"/admin/auth/user/{other.pk}/change/", data).status_code == 302
+    other.refresh_from_db()
+    assert other.email == "OTHER@example.com"
+    # Empty emails are many accounts' (no team access), never a clash.
+    empty = AccountChangeForm(instance=make_account("blank"), data={})
+    assert "email" not in empty.errors

@@ -1,5 +1,6 @@
-"""Secure by default: deploy checks, headers, CSP, CSRF, sign-in throttling, safe redirects,
-escaping of Allo's text, and an API key that never leaves the server.
+"""Secure by default: deploy checks, headers, CSP, CSRF, sign-in throttling (the admin's too),
+safe redirects, private caching, escaping of Allo's text and URLs, and an API key that never
+leaves the server.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
+from django.core import checks
 from django.core.management import call_command
+from django.template import Context, Template
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.views.debug import ExceptionReporter
@@ -33,7 +37,13 @@ from dashboard.sandbox.clock import FakeClock
 from dashboard.sandbox.core import Sandbox
 from dashboard.sandbox.faults import FaultSpec
 from dashboard.sandbox.transport import sandbox_transport
-from dashboard.signin import client_address, signin_failed, signin_locked_until
+from dashboard.signin import (
+    SignInForm,
+    client_address,
+    signin_attempt,
+    signin_failed,
+    signin_locked_until,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +53,7 @@ CHLOE = "Chloé Dubois-Maréchal"
 JEROME = "Jérôme d'Arbois"
 PASSWORD = "correct horse battery"
 THROTTLED = "Too many failed sign-ins for this account or from this address."
+ADDRESS = "198.51.100.7"
 
 
 def person(sandbox: Sandbox, name: str) -> str:
@@ -88,10 +99,24 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     ("overrides", "clean"),
     [
         ({}, True),
-        ({"DJANGO_BEHIND_TLS_PROXY": "1"}, True),
+        # Production behind its TLS proxy, as the README says to run it.
+        ({"DJANGO_BEHIND_TLS_PROXY": "1", "DJANGO_CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR"}, True),
+        (
+            {
+                "DJANGO_BEHIND_TLS_PROXY": "1",
+                "DJANGO_CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR",
+                "DJANGO_TRUSTED_PROXY_COUNT": "2",
+                "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+                "DJANGO_SECURE_HSTS_PRELOAD": "1",
+                "ALLO_AVATAR_HOSTS": "www.gravatar.com",
+            },
+            True,
+        ),
         # The same check fails on what it should: the test can tell.
         ({"DJANGO_DEBUG": "1"}, False),
         ({"DJANGO_SECURE_SSL_REDIRECT": "0"}, False),
+        # Behind a proxy without the visitor's address: dashboard.W001.
+        ({"DJANGO_BEHIND_TLS_PROXY": "1"}, False),
     ],
 )
 def test_production_settings_pass_check_deploy_with_no_warning(
@@ -109,6 +134,60 @@ def test_production_settings_pass_check_deploy_with_no_warning(
     output = result.stdout + result.stderr
     assert (result.returncode == 0) is clean, output
     assert ("System check identified no issues" in output) is clean, output
+    if overrides == {"DJANGO_BEHIND_TLS_PROXY": "1"}:
+        assert "dashboard.W001" in output and "DJANGO_CLIENT_IP_HEADER" in output
+
+
+def production_settings(tmp_path: Path, names: list[str], **overrides: str) -> dict[str, Any]:
+    """Some settings as production reads them from this environment (a fresh process)."""
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {names!r}}}, default=str))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env=production_env(tmp_path, **overrides),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_hsts_preload_and_subdomains_are_opt_in(tmp_path: Path) -> None:
+    names = ["SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD"]
+    assert production_settings(tmp_path, names) == {
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+    }
+    opted_in = production_settings(
+        tmp_path,
+        names,
+        DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="1",
+        DJANGO_SECURE_HSTS_PRELOAD="true",
+    )
+    assert opted_in["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert opted_in["SECURE_HSTS_PRELOAD"] is True
+
+
+def test_avatar_hosts_narrow_the_csp_from_any_https_host(tmp_path: Path) -> None:
+    default = production_settings(tmp_path, ["SECURE_CSP"])["SECURE_CSP"]["img-src"]
+    assert default == ["'self'", "data:", "https:"]
+    pinned = production_settings(
+        tmp_path, ["SECURE_CSP"], ALLO_AVATAR_HOSTS="www.gravatar.com, CDN.example.com"
+    )["SECURE_CSP"]["img-src"]
+    assert pinned == ["'self'", "data:", "https://www.gravatar.com", "https://cdn.example.com"]
+
+
+def test_behind_a_tls_proxy_without_the_address_header_a_check_warns(settings: Any) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SIGNIN_CLIENT_IP_HEADER = ""
+    assert "dashboard.W001" in {message.id for message in checks.run_checks()}
+    settings.SIGNIN_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    assert "dashboard.W001" not in {message.id for message in checks.run_checks()}
 
 
 def test_check_deploy_is_clean_in_process_with_production_like_overrides(
@@ -132,7 +211,8 @@ def test_every_answer_carries_the_security_headers_and_a_strict_csp(
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
-    assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    # includeSubDomains and preload are opt-in (test_hsts_preload_and_subdomains_are_opt_in).
+    assert response["Strict-Transport-Security"] == "max-age=31536000"
     policy = response["Content-Security-Policy"]
     assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
     assert re.search(r"script-src 'self' 'nonce-[\w+/=-]+'", policy)
@@ -156,6 +236,101 @@ def test_plain_http_is_sent_to_https_and_a_tls_proxy_is_believed(
     assert response["Location"] == "https://testserver/accounts/login/"
     behind_proxy = client.get("/accounts/login/", headers={"X-Forwarded-Proto": "https"})
     assert behind_proxy.status_code == 200
+
+
+# Private pages ----------------------------------------------------------------------------------
+
+
+def test_every_answer_to_a_signed_in_account_is_private_and_never_stored(
+    manager_client: Client, manager: User, sandbox: Sandbox
+) -> None:
+    chloe = person(sandbox, CHLOE)
+    root = Client()
+    root.force_login(User.objects.create_superuser("root", "root@example.com", PASSWORD))
+    answers = {
+        "teammates": manager_client.get("/"),
+        "queue": manager_client.get(queue_url(chloe)),
+        "card": manager_client.get(queue_url(chloe), headers=HTMX),
+        "history": manager_client.get("/audit/"),
+        "csv": manager_client.get("/audit/", {"format": "csv"}),
+        "connection": manager_client.get("/connection/"),
+        "not found": manager_client.get("/no-such-page/"),
+        "admin": root.get("/admin/dashboard/auditentry/"),
+    }
+    for where, response in answers.items():
+        directives = {part.strip() for part in response.get("Cache-Control", "").split(",")}
+        assert {"private", "no-store"} <= directives, (where, response.get("Cache-Control"))
+    # Static files stay cacheable.
+    static = Client().get("/static/dashboard/dashboard.css")
+    assert static.status_code == 200
+    assert "no-store" not in static.get("Cache-Control", "")
+    static.close()
+
+
+# URLs from Allo and from the address bar ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://www.gravatar.com/avatar/abc?s=128", True),
+        ("HTTPS://www.gravatar.com/a.png", True),
+        ("http://www.gravatar.com/a.png", False),
+        ("javascript:alert(1)", False),
+        ("data:image/svg+xml,<svg onload=alert(1)>", False),
+        ("//evil.example/a.png", False),
+        ("https://user:pass@evil.example/a.png", False),
+        ("https:///no-host.png", False),
+        ("https://evil.example/a b.png", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_only_an_https_avatar_url_is_ever_an_image_source(url: str | None, shown: bool) -> None:
+    rendered = Template("{% load dashboard_security %}{{ url|avatar_src }}").render(
+        Context({"url": url})
+    )
+    assert (rendered != "") is shown
+
+
+def test_avatar_hosts_when_listed_are_the_only_ones_shown(settings: Any) -> None:
+    template = Template("{% load dashboard_security %}{{ url|avatar_src }}")
+    settings.ALLO_AVATAR_HOSTS = ["www.gravatar.com"]
+    assert template.render(Context({"url": "https://WWW.Gravatar.com/a.png"})) != ""
+    assert template.render(Context({"url": "https://evil.example/a.png"})) == ""
+
+
+def test_a_teammate_photo_that_is_not_https_is_not_shown(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    chloe = sandbox.world.member(person(sandbox, CHLOE))
+    lea = sandbox.world.member(person(sandbox, "Léa Moreau"))
+    assert chloe is not None and lea is not None
+    chloe.image_url = "javascript:alert(1)"
+    lea.image_url = "https://www.gravatar.com/avatar/lea"
+    team_roster_forget()
+    page = manager_client.get("/").content.decode()
+    assert "javascript:alert(1)" not in page
+    assert 'src="https://www.gravatar.com/avatar/lea"' in page
+    card = manager_client.get(queue_url(chloe.id)).content.decode()
+    assert "javascript:" not in card and "avatar__photo" not in card
+
+
+def test_the_live_refresh_url_carries_the_seen_value_encoded(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    """``seen`` comes back from the address into the next refresh's URL: encoded, it stays one
+    value and never adds parameters (``&teammate=…``) or ends the attribute."""
+    chloe = person(sandbox, CHLOE)
+    sandbox.set_faults(FaultSpec(status=503, methods=("GET",)))
+    seen = 'x&teammate=usr-evil#"><b>'
+    response = manager_client.get(
+        reverse("dashboard:queue_live", args=[chloe]), {"seen": seen, "idle": "0"}, headers=HTMX
+    )
+    body = response.content.decode()
+    assert "seen=x%26teammate%3Dusr-evil%23%22%3E%3Cb%3E&amp;idle=" in body
+    assert "teammate=usr-evil" not in html.unescape(body)
+    assert "<b>" not in body
 
 
 # No inline script, style or handler: the CSP needs neither unsafe-inline nor unsafe-eval -------
@@ -281,6 +456,7 @@ def test_a_successful_sign_in_clears_the_accounts_failures(
 
 def test_a_lock_opens_again_after_fifteen_minutes(db: None) -> None:
     for _attempt in range(5):
+        assert signin_attempt(username="ana", address="", now=1000.0) is None
         signin_failed(username="ana", address="", now=1000.0)
     assert signin_locked_until(username="ana", address="", now=1001.0) == 1000.0 + 15 * 60
     assert signin_locked_until(username="ana", address="", now=1000.0 + 15 * 60 + 1) is None
@@ -295,6 +471,129 @@ def test_behind_a_proxy_the_address_comes_from_the_header_named(settings: Any) -
     settings.SIGNIN_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
     # The last entry is the one the proxy appended; the first can be forged by anyone.
     assert client_address(request) == "198.51.100.20"
+
+
+def test_behind_several_proxies_the_address_is_the_one_the_outermost_appended(
+    settings: Any,
+) -> None:
+    """Client -> CDN -> load balancer -> dashboard: the CDN appends the client's address, the
+    load balancer the CDN's. Entries further left are the client's own words."""
+    settings.SIGNIN_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    settings.SIGNIN_TRUSTED_PROXY_COUNT = 2
+    forged = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.3", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.20, 10.0.0.9"
+    )
+    assert client_address(forged) == "198.51.100.20"
+    # With one proxy counted, the CDN's address would be taken for every visitor's.
+    settings.SIGNIN_TRUSTED_PROXY_COUNT = 1
+    assert client_address(forged) == "10.0.0.9"
+    # Fewer entries than proxies: the header did not come through them all; it is not believed.
+    settings.SIGNIN_TRUSTED_PROXY_COUNT = 3
+    short = RequestFactory().get("/", REMOTE_ADDR="10.0.0.3", HTTP_X_FORWARDED_FOR="6.6.6.6")
+    assert client_address(short) == "10.0.0.3"
+
+
+class NestedAttemptsBackend(ModelBackend):
+    """Checks passwords like Django does, but while checking one, the next sign-in arrives (up
+    to ``pile``): as when many attempts run at once, each starts before any has failed."""
+
+    pile = 12
+    checked: list[str] = []
+
+    def authenticate(self, request: Any, username: str | None = None, **kwargs: Any) -> Any:
+        type(self).checked.append(kwargs.get("password", ""))
+        if len(type(self).checked) < type(self).pile:
+            attempt(request, username or "", f"guess-{len(type(self).checked)}")
+        return super().authenticate(request, username=username, **kwargs)
+
+
+def attempt(request: Any, username: str, password: str) -> SignInForm:
+    form = SignInForm(request, data={"username": username, "password": password})
+    form.is_valid()
+    return form
+
+
+def test_simultaneous_attempts_check_no_more_passwords_than_the_limit(
+    accounts: list[User], settings: Any
+) -> None:
+    settings.AUTHENTICATION_BACKENDS = [f"{__name__}.NestedAttemptsBackend"]
+    NestedAttemptsBackend.checked = []
+    request = RequestFactory().post("/accounts/login/", REMOTE_ADDR="198.51.100.7")
+    first = attempt(request, "ana", "wrong")
+    # Twelve attempts were under way at once; only five passwords were ever checked.
+    assert len(NestedAttemptsBackend.checked) == 5
+    assert THROTTLED in " ".join(first.non_field_errors())
+    # And the right password, now, is refused like any other.
+    assert THROTTLED in " ".join(attempt(request, "ana", PASSWORD).non_field_errors())
+    assert len(NestedAttemptsBackend.checked) == 5
+
+
+def test_an_offices_good_sign_ins_never_pause_its_address(
+    client: Client, accounts: list[User]
+) -> None:
+    for _index in range(30):
+        assert sign_in(Client(), "bob", PASSWORD, address="203.0.113.9").status_code == 302
+    for _index in range(3):
+        sign_in(client, "ana", "wrong", address="203.0.113.9")
+    assert sign_in(Client(), "ana", PASSWORD, address="203.0.113.9").status_code == 302
+
+
+def test_an_operator_lifts_a_pause_with_a_command(
+    client: Client, accounts: list[User], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _attempt in range(5):
+        sign_in(client, "ana", "wrong")
+    assert THROTTLED in text(sign_in(client, "ana", PASSWORD))
+    call_command("unlock_signin", "ANA")
+    assert "Signing in is open again for username 'ANA'." in capsys.readouterr().out
+    assert sign_in(client, "ana", PASSWORD).status_code == 302
+    for index in range(20):
+        sign_in(Client(), f"guess{index}", "wrong", address="203.0.113.5")
+    assert THROTTLED in text(sign_in(Client(), "bob", PASSWORD, address="203.0.113.5"))
+    call_command("unlock_signin", "--address", "203.0.113.5")
+    assert sign_in(Client(), "bob", PASSWORD, address="203.0.113.5").status_code == 302
+
+
+# The admin's login ------------------------------------------------------------------------------
+
+
+def admin_sign_in(
+    client: Client, username: str, password: str, address: str = "198.51.100.7"
+) -> Any:
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password, "next": "/admin/"},
+        REMOTE_ADDR=address,
+    )
+
+
+def test_the_admin_login_is_throttled_like_the_sign_in_page(db: None) -> None:
+    User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    client = Client()
+    for _attempt in range(30):
+        admin_sign_in(client, "root", "wrong")
+    refused = admin_sign_in(client, "root", PASSWORD)
+    assert refused.status_code == 200 and THROTTLED in text(refused)
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+    # The counters are shared: the sign-in page refuses that account too, from anywhere.
+    assert THROTTLED in text(sign_in(Client(), "root", PASSWORD, address="192.0.2.44"))
+
+
+def test_the_admin_login_counts_towards_the_sign_in_pages_limit(db: None) -> None:
+    User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    for _attempt in range(3):
+        admin_sign_in(Client(), "root", "wrong", address="192.0.2.1")
+    for _attempt in range(2):
+        sign_in(Client(), "root", "wrong", address="192.0.2.2")
+    assert THROTTLED in text(admin_sign_in(Client(), "root", PASSWORD, address="192.0.2.3"))
+
+
+def test_the_admin_login_still_signs_staff_in(db: None) -> None:
+    User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    client = Client()
+    assert admin_sign_in(client, "root", PASSWORD).status_code == 302
+    assert client.get("/admin/").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -487,7 +786,8 @@ def test_the_api_key_appears_in_no_page_fragment_error_log_audit_row_or_exceptio
     # A save that Allo applies, then one for each way Allo can fail.
     data = {**shown_form(browser, chloe), "voicemail_handling": "SKIP"}
     keep(browser.post(queue_url(chloe), data, headers=HTMX))
-    data = {**data, "seen_voicemail_handling": "SKIP"}
+    # No one-time token: each post below is a new save, not a second click on the first.
+    data = {**data, "seen_voicemail_handling": "SKIP", "token": ""}
     faults = [
         {"status": 400},
         {"status": 401},
@@ -505,8 +805,10 @@ def test_the_api_key_appears_in_no_page_fragment_error_log_audit_row_or_exceptio
         keep(browser.post(queue_url(chloe), changed, headers=HTMX))
         keep(browser.post(queue_url(chloe), changed))
         sandbox.set_faults(FaultSpec())
-    sandbox.teammate_field = "none"
+    sandbox.teammate_field_by_method = {"PATCH": "none"}  # the PATCH lands on another queue
     keep(browser.post(queue_url(chloe), {**data, "name": "Ailleurs"}, headers=HTMX))
+    sandbox.teammate_field_by_method = {}
+    sandbox.teammate_field = "none"  # and so does a read
     keep(browser.get(queue_url(chloe)))
     sandbox.teammate_field = "both"
     # Access that cannot be checked: the team list fails while the cache is cold.
@@ -554,7 +856,9 @@ def test_the_api_key_appears_in_no_page_fragment_error_log_audit_row_or_exceptio
     seen.append(caplog.text)
     seen += [repr(record.__dict__) for record in caplog.records]
     rows = list(AuditEntry.objects.values())
-    assert {row["outcome"] for row in rows} >= {"applied", "refused", "unknown", "misdirected"}
+    # A change whose answer was lost is read again, so it ends applied or refused; "unknown"
+    # needs that read to fail too (tests/test_consistency.py).
+    assert {row["outcome"] for row in rows} >= {"applied", "refused", "misdirected"}
     seen += [repr(row) for row in rows]
 
     assert len(seen) > 100

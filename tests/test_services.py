@@ -43,7 +43,10 @@ def make_queue(*numbers: QueueNumber, **overrides: Any) -> Queue:
     return Queue(**{**fields, **overrides})
 
 
-SEEN = QueueSettings(name="Grands comptes", voicemail_handling="NO_SKIP", do_not_disturb="ENABLED")
+# Chloé's queue as the sandbox seeds it, and as the manager saw it.
+SEEN = QueueSettings(
+    name="Grands comptes Rhône-Alpes", voicemail_handling="NO_SKIP", do_not_disturb="ENABLED"
+)
 
 
 @pytest.fixture
@@ -59,12 +62,12 @@ def author(manager: User) -> Author:
     ("wanted", "body"),
     [
         (
-            QueueSettings("Grands comptes", "SKIP", "ENABLED"),
+            QueueSettings("Grands comptes Rhône-Alpes", "SKIP", "ENABLED"),
             {"voicemail_handling": "SKIP"},
         ),
         (QueueSettings("Comptes clés", "NO_SKIP", "ENABLED"), {"name": "Comptes clés"}),
         (
-            QueueSettings("Grands comptes", "NO_SKIP", "DISABLED"),
+            QueueSettings("Grands comptes Rhône-Alpes", "NO_SKIP", "DISABLED"),
             {"do_not_disturb": "DISABLED"},
         ),
         # An empty name is never sent: Allo cannot clear one.
@@ -80,9 +83,12 @@ def test_only_the_settings_that_changed_are_sent(
 ) -> None:
     chloe = person(sandbox, CHLOE)
     saved = services.queue_settings_update(user_id=chloe, wanted=wanted, seen=SEEN, author=author)
-    (patch,) = requests_to_allo(sandbox)
+    # The settings read afresh (one number's worth), then one PATCH.
+    (read, patch) = requests_to_allo(sandbox)
+    assert (read["method"], read["query"]["size"]) == ("GET", "1")
     assert patch["method"] == "PATCH"
     assert patch["body"] == {**body, "user_id": chloe, "user_pid": chloe}
+    assert saved.outcome == services.SAVED
     assert saved.sent == tuple(body)
     assert saved.queue is not None and saved.queue.assignee_id == chloe
 
@@ -91,21 +97,23 @@ def test_nothing_changed_sends_nothing(allo: AlloClient, sandbox: Sandbox, autho
     saved = services.queue_settings_update(
         user_id=person(sandbox, CHLOE), wanted=SEEN, seen=SEEN, author=author
     )
-    assert saved == services.QueueSave(queue=None, sent=())
-    assert requests_to_allo(sandbox) == []
+    assert (saved.outcome, saved.sent, saved.current) == (services.UNCHANGED, (), SEEN)
+    assert [row["method"] for row in requests_to_allo(sandbox)] == ["GET"]
 
 
-def test_a_save_for_someone_off_the_team_raises_not_found(
+def test_a_save_for_someone_off_the_team_is_not_sent_and_says_not_found(
     allo: AlloClient, sandbox: Sandbox, author: Author
 ) -> None:
-    with pytest.raises(AlloNotFoundError) as caught:
-        services.queue_settings_update(
-            user_id=sandbox.outsider_id,
-            wanted=QueueSettings("Nope", "SKIP", "ENABLED"),
-            seen=SEEN,
-            author=author,
-        )
-    assert caught.value.code == "ASSIGNEE_NOT_FOUND"
+    saved = services.queue_settings_update(
+        user_id=sandbox.outsider_id,
+        wanted=QueueSettings("Nope", "SKIP", "ENABLED"),
+        seen=SEEN,
+        author=author,
+    )
+    assert saved.outcome == services.NOT_SENT
+    assert isinstance(saved.error, AlloNotFoundError)
+    assert saved.error.code == "ASSIGNEE_NOT_FOUND"
+    assert [row["method"] for row in requests_to_allo(sandbox)] == ["GET"]
 
 
 # Teammates --------------------------------------------------------------------------------------
@@ -174,7 +182,7 @@ def test_the_summary_counts_numbers_by_outcome_in_a_fixed_order() -> None:
         ("answered", "Answered", 2),
         ("transferred", "Transferred", 1),
         ("voicemail", "Voicemail", 1),
-        ("busy", "Busy", 1),
+        ("busy", "Line busy", 1),
         ("failed", "Not reached", 1),
         ("pending", "Not yet called", 1),
         ("other", "TELEPORTED", 1),

@@ -20,10 +20,12 @@ from django.urls import reverse
 
 from dashboard import services
 from dashboard.allo.client import AlloClient, build_client, install_client
+from dashboard.sandbox.clock import FakeClock
 from dashboard.sandbox.core import Sandbox
 from dashboard.sandbox.faults import FaultSpec
 from dashboard.sandbox.transport import sandbox_transport
 from dashboard.templatetags.dashboard_tags import queue_dom_id
+from tests.conftest import teammate_removed_from_allo
 
 HTMX = {"HX-Request": "true"}
 CHLOE = "Chloé Dubois-Maréchal"  # 12 numbers, "Grands comptes Rhône-Alpes", NO_SKIP, ENABLED
@@ -219,6 +221,12 @@ def test_blocked_teammates_are_hidden_until_asked_for(
     assert {"status": "BLOCKED"} in queries and {"status": "ACTIVE"} in queries
 
 
+def test_a_bad_filter_value_drops_only_that_filter(manager_client: Client) -> None:
+    page = text(manager_client.get("/?q=chloe&status=bogus"))
+    assert CHLOE in page and "1 teammate" in page
+    assert JEROME not in page
+
+
 def test_the_role_filter_is_asked_of_allo(manager_client: Client, sandbox: Sandbox) -> None:
     page = text(manager_client.get("/?role=MANAGER"))
     assert ZOE in page and ANAIS in page
@@ -276,7 +284,7 @@ def test_the_queue_page_shows_the_teammate_settings_summary_and_numbers(
     page = text(response)
     assert "Chloé Dubois-Maréchal's dialer queue" in page
     assert "Grands comptes Rhône-Alpes" in page
-    assert "12 numbers" in page and "ago" in page
+    assert "12 numbers" in page and "last call" in page
     # Settings in words, the current ones chosen.
     form = response.context["form"]
     assert form.initial["voicemail_handling"] == "NO_SKIP"
@@ -306,7 +314,7 @@ def test_the_queue_fragment_is_the_card_alone(manager_client: Client, sandbox: S
 
 def test_every_routing_result_is_shown_in_words(manager_client: Client, sandbox: Sandbox) -> None:
     page = text(manager_client.get(queue_url(person(sandbox, "Théo Garnier")), {"page": 1}))
-    for words in ("Answered", "Voicemail", "Busy", "Not reached", "Line busy", "Synced"):
+    for words in ("Answered", "Voicemail", "Line busy", "Not reached", "Call blocked", "Synced"):
         assert words in page
     assert "TRANSFERRED_BLAND" not in page and "RING_TIMEOUT" not in page
 
@@ -365,6 +373,82 @@ def test_a_page_past_the_end_shows_the_last_page(manager_client: Client, sandbox
     assert 'title="Position 136 in Allo">137<' in response.content.decode()
 
 
+def numbers_request(client: Client, user_id: str, page: int, *, on: str) -> Any:
+    """The pager's htmx request for another page of numbers, from the page at ``on``."""
+    return client.get(
+        queue_url(user_id),
+        {"page": page},
+        headers={
+            **HTMX,
+            "HX-Target": f"{queue_dom_id(user_id)}-numbers",
+            "HX-Current-URL": f"http://testserver{on}",
+        },
+    )
+
+
+def test_the_queue_page_keeps_its_page_of_numbers_in_the_address(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, "Léa Moreau")
+    response = manager_client.get(queue_url(lea), {"page": 3})
+    html = response.content.decode()
+    assert "Page 3 of 6" in text(response)
+    # First and last, besides previous and next; each puts its page in the address.
+    for label, number in (("« First", 1), ("← Previous", 2), ("Next →", 4), ("Last »", 6)):
+        link = re.search(rf'<a id="[^"]+"[^>]*page={number}"[^>]*>{re.escape(label)}<', html, re.S)
+        assert link, label
+        assert 'hx-push-url="true"' in link.group(0)
+    paged = numbers_request(manager_client, lea, 6, on=queue_url(lea))
+    assert "Page 6 of 6" in text(paged) and 'hx-push-url="true"' in paged.content.decode()
+
+
+def test_paging_on_the_teammates_page_leaves_the_address_alone(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, "Léa Moreau")
+    card = manager_client.get(
+        queue_url(lea), headers={**HTMX, "HX-Current-URL": "http://testserver/"}
+    )
+    assert "Next →" in text(card) and "hx-push-url" not in card.content.decode()
+    paged = numbers_request(manager_client, lea, 2, on="/")
+    assert "Page 2 of 6" in text(paged) and "hx-push-url" not in paged.content.decode()
+
+
+def test_paging_a_queue_deleted_in_allo_shows_the_card_without_a_queue(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, "Léa Moreau")
+    sandbox.world.current.pop(lea)
+    response = numbers_request(manager_client, lea, 2, on="/")
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == f"#{queue_dom_id(lea)}"
+    page = text(response)
+    assert "No queue yet. Saving these settings creates one." in page
+    # A usable form (Allo's defaults), not an empty one.
+    assert response.context["form"].initial["voicemail_handling"] == "NO_SKIP"
+    assert "Queue name" in page and "Save" in page
+
+
+def test_allo_failing_while_paging_is_said_in_the_table_only(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    lea = person(sandbox, "Léa Moreau")
+    fault(sandbox, status=503, methods=["GET"])
+    response = numbers_request(manager_client, lea, 2, on="/")
+    fault(sandbox)
+    assert response.status_code == 200
+    # Swapped where the table was: the form above, with what is typed in it, stays.
+    assert "HX-Retarget" not in response
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<div id="{queue_dom_id(lea)}-numbers"')
+    assert "This page of numbers could not be read. Allo could not be reached." in text(response)
+    retry = re.search(r'<a id="[^"]+-retry"[^>]*>', html)
+    assert retry and "page=2" in retry.group(0) and "hx-get=" in retry.group(0)
+    assert "<form" not in html
+    # Trying again brings the page.
+    assert "Page 2 of 6" in text(numbers_request(manager_client, lea, 2, on="/"))
+
+
 def test_a_queue_without_a_name_says_untitled_and_leaves_the_name_empty(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
@@ -394,18 +478,20 @@ def test_a_teammate_without_a_queue_is_told_saving_creates_one(
 def test_a_teammate_not_on_the_team_gets_a_friendly_not_found_page(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
-    response = manager_client.get(queue_url(sandbox.outsider_id))
+    # Removed from Allo since the team list was cached: Allo itself answers that it is not found.
+    response = manager_client.get(queue_url(teammate_removed_from_allo(sandbox, ANAIS)))
     assert response.status_code == 404
-    assert "This person is no longer on the team in Allo." in text(response)
+    assert "No teammate with this id is on your team." in text(response)
 
 
 def test_a_teammate_not_on_the_team_gets_a_friendly_card(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
-    response = manager_client.get(queue_url("usr-NOT-ON-THIS-TEAM"), headers=HTMX)
+    gone = teammate_removed_from_allo(sandbox, ANAIS)
+    response = manager_client.get(queue_url(gone), headers=HTMX)
     # 200 so that htmx swaps it into the card.
     assert response.status_code == 200
-    assert "This person is no longer on the team in Allo." in text(response)
+    assert "No teammate with this id is on your team." in text(response)
 
 
 def test_a_queue_that_fails_to_load_says_so_in_its_own_card(
@@ -474,8 +560,10 @@ def test_an_htmx_save_sends_only_the_changed_setting_and_shows_what_allo_returne
     assert 'role="status"' in html
     assert response.context["form"].initial["voicemail_handling"] == "SKIP"
     assert "12 numbers" in text(response)  # the numbers Allo returned, re-rendered
-    # Allo received one PATCH naming the teammate, with only the changed field.
-    (patch,) = requests_to_allo(sandbox)
+    # Allo was asked for the queue's settings afresh (one number's worth), then received one
+    # PATCH naming the teammate, with only the changed field.
+    (read, patch) = requests_to_allo(sandbox)
+    assert (read["method"], read["query"]["size"]) == ("GET", "1")
     assert patch["method"] == "PATCH"
     assert patch["body"] == {"voicemail_handling": "SKIP", "user_id": chloe, "user_pid": chloe}
     # Her queue changed, and nobody else's.
@@ -496,7 +584,7 @@ def test_a_save_of_every_setting_sends_each(manager_client: Client, sandbox: San
         voicemail_handling="SKIP",
         do_not_disturb="DISABLED",
     )
-    (patch,) = requests_to_allo(sandbox)
+    (patch,) = requests_to_allo(sandbox, "PATCH")
     assert patch["body"] == {
         "name": "Comptes clés",
         "voicemail_handling": "SKIP",
@@ -528,7 +616,8 @@ def test_saving_with_nothing_changed_sends_nothing_to_allo(
     assert "Nothing to save" in text(response)
     assert response["HX-Retarget"] == f"#{queue_dom_id(chloe)}-form"
     assert response["HX-Reswap"] == "outerHTML"
-    assert requests_to_allo(sandbox) == []
+    # Judged against Allo, read afresh: one read of its settings, no change sent.
+    assert [row["method"] for row in requests_to_allo(sandbox)] == ["GET"]
 
 
 def test_a_plain_post_with_nothing_changed_sends_no_change(
@@ -646,9 +735,10 @@ def test_allos_refusal_is_shown_on_the_field_it_names(
     finally:
         install_client(previous)
     assert_form_swapped(response, chloe)
-    assert response.context["form"].errors["name"] == [
-        "Allo refused this: name contains characters Allo does not allow."
-    ]
+    # Our words on the field; Allo's own English only folded away beneath.
+    assert response.context["form"].errors["name"] == ["Allo does not accept this name."]
+    assert "What Allo said name contains characters Allo does not allow." in text(response)
+    assert "<details" in response.content.decode()
     assert_kept(response, name="Comptes 🔑")
 
 
@@ -657,15 +747,10 @@ def test_allos_refusal_is_shown_on_the_field_it_names(
     [
         ({"status": 401}, "The dashboard's Allo API key was refused. An administrator needs"),
         ({"status": 429}, "Allo is busy right now; try again in 1 second."),
-        (
-            {"status": 503},
-            "Allo did not confirm the change; it may or may not have been applied. Reload",
-        ),
-        ({"hang": True}, "Allo did not confirm the change; it may or may not have been applied."),
-        (
-            {"malformed": True},
-            "Allo did not confirm the change; it may or may not have been applied.",
-        ),
+        # Allo's answer lost: the queue is read again, which shows the change was not applied.
+        ({"status": 503}, "Not saved: Allo failed before applying this change"),
+        ({"hang": True}, "Not saved: Allo failed before applying this change"),
+        ({"malformed": True}, "Not saved: Allo failed before applying this change"),
     ],
 )
 def test_an_allo_failure_on_save_is_explained_and_the_typed_values_kept(
@@ -687,7 +772,7 @@ def test_an_allo_failure_on_save_is_explained_and_the_typed_values_kept(
     assert settings_of(sandbox, chloe) == ("Grands comptes Rhône-Alpes", "NO_SKIP", "ENABLED")
 
 
-def test_a_change_allo_applied_but_did_not_confirm_is_never_called_unchanged(
+def test_a_change_allo_applied_but_did_not_confirm_is_read_again_and_called_saved(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
     chloe = person(sandbox, CHLOE)
@@ -695,9 +780,10 @@ def test_a_change_allo_applied_but_did_not_confirm_is_never_called_unchanged(
     fault(sandbox, methods=["PATCH"], apply_then_fail=True)
     response = manager_client.post(queue_url(chloe), data, headers=HTMX)
     page = text(response)
-    assert "it may or may not have been applied. Reload the queue to check." in page
+    assert "Saved. Allo's answer was lost, so the dashboard read the queue again" in page
     assert "nothing was changed" not in page
     assert settings_of(sandbox, chloe)[1] == "SKIP"  # it was, in fact, applied
+    assert [row["status"] for row in requests_to_allo(sandbox, "PATCH")] == [500]
 
 
 def test_a_refused_connection_says_nothing_was_changed(
@@ -751,11 +837,12 @@ def test_saving_for_someone_no_longer_on_the_team_says_so_and_keeps_the_values(
         "seen_voicemail_handling": "NO_SKIP",
         "seen_do_not_disturb": "DISABLED",
     }
-    response = manager_client.post(queue_url(sandbox.outsider_id), data, headers=HTMX)
-    assert "This person is no longer on the team in Allo." in text(response)
+    gone = teammate_removed_from_allo(sandbox, ANAIS)
+    response = manager_client.post(queue_url(gone), data, headers=HTMX)
+    assert "No teammate with this id is on your team." in text(response)
     assert_kept(response, name="Leur liste")
-    (patch,) = requests_to_allo(sandbox, "PATCH")
-    assert patch["status"] == 404
+    # Allo's 404 came back to the read before writing: no PATCH left.
+    assert [(r["method"], r["status"]) for r in requests_to_allo(sandbox)] == [("GET", 404)]
 
 
 def test_saves_past_allos_five_a_second_wait_their_turn_and_allo_never_says_429(
@@ -767,7 +854,8 @@ def test_saves_past_allos_five_a_second_wait_their_turn_and_allo_never_says_429(
         name = f"Essai {index}"
         response = manager_client.post(queue_url(chloe), {**data, "name": name}, headers=HTMX)
         assert "Saved." in text(response)
-        data = {**data, "seen_name": name}
+        # The form drawn again after the save: what Allo has, and a new one-time token.
+        data = {key: response.context["form"].initial[key] for key in data}
     assert settings_of(sandbox, chloe)[0] == "Essai 6"
     assert 429 not in {row["status"] for row in requests_to_allo(sandbox)}
 
@@ -789,7 +877,8 @@ def test_a_save_that_lands_on_someone_elses_queue_is_loud_and_never_saved(
 ) -> None:
     chloe = person(sandbox, CHLOE)
     data = {**shown_form(manager_client, chloe), "voicemail_handling": "SKIP"}
-    sandbox.teammate_field = "none"  # Allo ignores the teammate fields: the owner's queue moves
+    # Allo ignores the teammate fields of a PATCH (reads honour them): the owner's queue moves.
+    sandbox.teammate_field_by_method = {"PATCH": "none"}
     with caplog.at_level(logging.ERROR, logger="dashboard.failures"):
         response = manager_client.post(queue_url(chloe), data, headers=HTMX)
     assert_form_swapped(response, chloe)
@@ -849,9 +938,14 @@ def test_the_connection_page_warns_of_each_missing_permission(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
     sandbox.scopes = []
-    page = text(manager_client.get("/connection/"))
-    assert "The API key lacks the USERS_READ permission." in page
-    assert "The API key lacks the DIALING_QUEUE_READ_WRITE permission." in page
+    response = manager_client.get("/connection/")
+    page = text(response)
+    # Each permission in words, its code beside them for administrators.
+    assert "The API key lacks the permission “See the teammates:" in page
+    assert "The API key lacks the permission “See and change the teammates' Power" in page
+    html = response.content.decode()
+    assert "(<code>USERS_READ</code>)" in html
+    assert "(<code>DIALING_QUEUE_READ_WRITE</code>)" in html
     assert "no queue can be read or changed" in page
 
 
@@ -950,11 +1044,12 @@ def test_a_queue_being_dialed_refreshes_itself_every_few_seconds(
 
 
 def test_a_refresh_that_finds_nothing_new_swaps_only_its_own_status(
-    manager_client: Client, sandbox: Sandbox
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: FakeClock
 ) -> None:
     lea = person(sandbox, LEA)
     url = live_url(card_html(manager_client, lea))
     forget_requests(sandbox)
+    sandbox_clock.advance(services.LIVE_POLL_SECONDS)
     response = manager_client.get(url, headers=HTMX)
     assert response.status_code == 200
     html = response.content.decode()
@@ -966,12 +1061,13 @@ def test_a_refresh_that_finds_nothing_new_swaps_only_its_own_status(
 
 
 def test_a_refresh_after_a_call_brings_the_new_results_but_never_touches_the_form(
-    manager_client: Client, sandbox: Sandbox
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: FakeClock
 ) -> None:
     lea = person(sandbox, LEA)
     dom = queue_dom_id(lea)
     url = live_url(card_html(manager_client, lea))
     sandbox.dial_step()  # the call in progress ends, the next number rings
+    sandbox_clock.advance(services.LIVE_POLL_SECONDS)
     response = manager_client.get(url, headers=HTMX)
     html = response.content.decode()
     assert response.status_code == 200
@@ -1028,13 +1124,14 @@ def test_a_queue_nobody_is_dialing_refreshes_only_when_asked(
 
 
 def test_a_big_queue_refreshes_less_often_so_it_never_costs_more_than_half_a_read_a_second(
-    manager_client: Client, sandbox: Sandbox
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: FakeClock
 ) -> None:
     jerome = person(sandbox, JEROME)
     html = card_html(manager_client, jerome)
     # 1,000 numbers: 10 reads a refresh, so one refresh every 20 seconds.
     assert 'hx-trigger="every 20s, live:resume"' in html
     forget_requests(sandbox)
+    sandbox_clock.advance(20)
     manager_client.get(live_url(html), headers=HTMX)
     assert len(queue_reads(sandbox)) == 10
 
@@ -1052,11 +1149,12 @@ def test_a_refresh_redraws_the_page_of_numbers_being_looked_at(
 
 
 def test_a_refresh_allo_is_too_busy_for_keeps_going_and_says_so(
-    manager_client: Client, sandbox: Sandbox
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: FakeClock
 ) -> None:
     lea = person(sandbox, LEA)
     url = live_url(card_html(manager_client, lea))
     fault(sandbox, status=503, methods=["GET"])
+    sandbox_clock.advance(services.LIVE_POLL_SECONDS)
     response = manager_client.get(url, headers=HTMX)
     assert response.status_code == 200
     assert "The last refresh failed: Allo could not be reached." in text(response)
@@ -1067,10 +1165,10 @@ def test_a_refresh_allo_is_too_busy_for_keeps_going_and_says_so(
 def test_a_refresh_for_someone_no_longer_on_the_team_stops_and_says_why(
     manager_client: Client, sandbox: Sandbox
 ) -> None:
-    url = reverse("dashboard:queue_live", args=[sandbox.outsider_id])
+    url = reverse("dashboard:queue_live", args=[teammate_removed_from_allo(sandbox, ANAIS)])
     response = manager_client.get(url, {"seen": "x", "idle": "0"}, headers=HTMX)
     assert response.status_code == 286
-    assert "Live updates stopped: This person is no longer on the team in Allo." in text(response)
+    assert "Live updates stopped: No teammate with this id is on your team." in text(response)
 
 
 def test_a_refresh_url_opened_without_htmx_shows_the_queue_page(

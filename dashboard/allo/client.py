@@ -315,18 +315,23 @@ def _path_segment(value: str) -> str | None:
 
 def _refused_teammate_field(error: AlloValidationError, sent: Sequence[str]) -> str | None:
     """The teammate id field name (of those ``sent``) that Allo refused as unknown, if this 400
-    is such a refusal: ``code`` UNKNOWN_FIELD, or ``param`` (or a field error) naming it. An
-    UNKNOWN_FIELD that names no field blames ``user_pid``, the older name, when both were sent."""
+    says so with the code UNKNOWN_FIELD (on the error or on a field error naming it). An
+    UNKNOWN_FIELD that names no field blames ``user_pid``, the older name, when both were sent.
+
+    Only that code counts: a 400 that merely names ``user_id`` for another reason must not make
+    the client resend under the other name alone, which an Allo that ignores that name would
+    apply to the key owner's own queue.
+    """
     if error.status != 400 or not sent:
+        return None
+    for field_error in error.field_errors:
+        if field_error.code == "UNKNOWN_FIELD" and field_error.field in sent:
+            return field_error.field
+    if error.code != "UNKNOWN_FIELD":
         return None
     if error.param in sent:
         return error.param
-    for field_error in error.field_errors:
-        if field_error.field in sent:
-            return field_error.field
-    if error.code == "UNKNOWN_FIELD":
-        return "user_pid" if "user_pid" in sent else sent[0]
-    return None
+    return "user_pid" if "user_pid" in sent else sent[0]
 
 
 # The client -------------------------------------------------------------------------------------
@@ -884,7 +889,7 @@ class AlloClient:
         expected = {n.position: n.number_to for n in added}
         pages = sorted({min(expected) // MAX_PAGE_SIZE + 1, max(expected) // MAX_PAGE_SIZE + 1})
         for page in pages:
-            answer, _whole = self._queue_page(user_id, page, MAX_PAGE_SIZE, blame=request_id)
+            answer, whole = self._queue_page(user_id, page, MAX_PAGE_SIZE, blame=request_id)
             if answer.queue is None:
                 raise self._misdirected(
                     user_id,
@@ -893,10 +898,13 @@ class AlloClient:
                     "Allo said it added the numbers, but the teammate has no queue: they went "
                     "to another queue (probably the key owner's).",
                 )
-            found = {n.position: n.number_to for n in answer.numbers}
-            first = (page - 1) * MAX_PAGE_SIZE
-            for position, number_to in expected.items():
-                if first <= position < first + MAX_PAGE_SIZE and found.get(position) != number_to:
+            # The legacy shape sent every number: one read checks them all.
+            held = whole.numbers if whole is not None else answer.numbers
+            lowest = 0 if whole is not None else (page - 1) * MAX_PAGE_SIZE
+            highest = math.inf if whole is not None else page * MAX_PAGE_SIZE
+            found = {n.position: n.number_to for n in held}
+            for position, number_to in sorted(expected.items()):
+                if lowest <= position < highest and found.get(position) != number_to:
                     raise self._misdirected(
                         user_id,
                         None,
@@ -905,6 +913,8 @@ class AlloClient:
                         "teammate's queue does not hold it there: the numbers went to another "
                         "queue (probably the key owner's).",
                     )
+            if whole is not None:
+                return
 
     def clear_numbers(
         self,

@@ -157,3 +157,35 @@ def cached_read[T](
         fresh = (value, clock())
         store.set(full_key, fresh, ttl + stale_ttl)
         return snapshot(fresh)
+
+
+def cached_put[T](
+    key: str,
+    value: T,
+    *,
+    ttl: float,
+    stale_ttl: float,
+    store: SharedStore | None = None,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Keep ``value`` under ``key`` as a fresh answer (what a write just returned), for every
+    process, as ``cached_read`` would have kept it."""
+    store = store if store is not None else shared_store
+    store.set(_store_key(key), (value, clock()), ttl + stale_ttl)
+
+
+def cached_expire(
+    key: str,
+    *,
+    ttl: float,
+    stale_ttl: float,
+    store: SharedStore | None = None,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Make the answer kept under ``key`` too old to serve as fresh (a write may have changed
+    it): the next read fetches, but while Allo cannot answer it is still served, stale."""
+    store = store if store is not None else shared_store
+    full_key = _store_key(key)
+    entry = store.get(full_key)
+    if isinstance(entry, tuple) and len(entry) == 2 and clock() - entry[1] < ttl:
+        store.set(full_key, (entry[0], clock() - ttl), ttl + stale_ttl)

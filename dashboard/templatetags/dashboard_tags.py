@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 
 from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from dashboard.allo.types import QueueNumber
 from dashboard.labels import (
     DO_NOT_DISTURB_LABELS,
     NOT_REACHED_LABELS,
+    OUTCOME_LABELS,
     ROLE_LABELS,
     ROUTING_RESULT_LABELS,
+    SCOPE_LABELS,
     STATUS_LABELS,
     SYNC_STATUS_LABELS,
     VOICEMAIL_HANDLING_LABELS,
@@ -75,6 +81,12 @@ def sync_label(value: str | None) -> str:
 
 
 @register.filter
+def scope_label(value: str | None) -> str:
+    """A permission of the API key in words; empty when we do not know it (show the code)."""
+    return str(SCOPE_LABELS.get(value or "", ""))
+
+
+@register.filter
 def outcome(number: QueueNumber) -> str:
     """The CSS modifier of a number's result badge."""
     return number_outcome(number)
@@ -83,6 +95,9 @@ def outcome(number: QueueNumber) -> str:
 @register.filter
 def result_label(number: QueueNumber) -> str:
     """A number's routing result in words; raw when unknown; its state when there is none."""
+    if number_outcome(number) == "busy":
+        # Counted as "Line busy" in the summary: the row says the same.
+        return str(OUTCOME_LABELS["busy"])
     if number.routing_result:
         return label(ROUTING_RESULT_LABELS, number.routing_result)
     if number_outcome(number) == "failed":
@@ -106,6 +121,59 @@ def voicemail_words(number: QueueNumber) -> str:
     if detected is False:
         return _("No voicemail")
     return ""
+
+
+# Dates -------------------------------------------------------------------------------------------
+
+# One unambiguous style for every date shown: the day, the month in letters and a 24-hour time
+# ("3 Dec, 11:07", "3 déc., 11:07"), the year only when it is not this year. The full date is
+# the <time> element's title; its datetime attribute is ISO 8601.
+SHORT_FORMATS = {"fr": ("j N, H:i", "j N Y, H:i")}
+SHORT_FORMAT_DEFAULT = ("j M, H:i", "j M Y, H:i")
+FULL_FORMAT = "l j F Y, H:i"
+# Closer than this (in seconds) is "just now", not "0 minutes ago" or "12 seconds ago".
+JUST_NOW = 60
+# Older than this, a relative date gives way to the date itself.
+RELATIVE_UP_TO = 24 * 3600
+
+
+def _local(value: datetime) -> datetime:
+    return timezone.localtime(value) if timezone.is_aware(value) else value
+
+
+@register.filter
+def date_short(value: datetime) -> str:
+    """ "3 Dec, 11:07" in the current language and time zone ("3 Dec 2025, 11:07" another year)."""
+    local = _local(value)
+    this_year, other_year = SHORT_FORMATS.get(
+        (get_language() or "en").split("-")[0], SHORT_FORMAT_DEFAULT
+    )
+    same_year = local.year == _local(timezone.now()).year
+    return dateformat.format(local, this_year if same_year else other_year)
+
+
+@register.filter
+def date_ago(value: datetime) -> str:
+    """ "just now", "3 minutes ago", then the short date after a day."""
+    seconds = abs((timezone.now() - value).total_seconds())
+    if seconds < JUST_NOW:
+        return _("just now")
+    if seconds < RELATIVE_UP_TO:
+        return naturaltime(value)
+    return date_short(value)
+
+
+@register.simple_tag
+def when(value: datetime | None, relative: bool = False) -> SafeString | str:
+    """A <time> showing ``value`` short (or relative), with the full date as its title."""
+    if value is None:
+        return ""
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        dateformat.format(_local(value), FULL_FORMAT),
+        date_ago(value) if relative else date_short(value),
+    )
 
 
 # The outcome bar ---------------------------------------------------------------------------------

@@ -81,14 +81,45 @@
     }
   });
 
-  // A refresh the server refused outright (a 4xx or 5xx page, not Allo's trouble, which comes
-  // back in words): stop asking.
+  // Answers the server refused (a 4xx or 5xx, not Allo's trouble, which comes back in words).
+  // htmx-config lets htmx swap them: the server's own are a fragment for #request-trouble
+  // (dashboard/errorpages.py), so what was on the page, a half-typed form say, stays. Any other
+  // (a proxy's error page) is not swapped anywhere: a generic word is shown instead. A live
+  // refresh refused outright stops asking, quietly.
+
+  function isOurTrouble(xhr) {
+    return xhr && xhr.getResponseHeader("HX-Retarget") === "#request-trouble";
+  }
+
+  // With DEBUG on (the demo), django-htmx's helper shows any 4xx or 5xx answer as a whole page,
+  // for Django's error pages. Ours are words for #request-trouble: this listener, in the capture
+  // phase, runs before the helper's and keeps them from it (htmx itself goes on).
+  document.addEventListener(
+    "htmx:beforeOnLoad",
+    function (event) {
+      if (isOurTrouble(event.detail.xhr)) {
+        event.stopPropagation();
+      }
+    },
+    true
+  );
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    if (!detail.xhr || detail.xhr.status < 400) {
+      return;
+    }
+    if (detail.elt.hasAttribute("data-live-poll") || !isOurTrouble(detail.xhr)) {
+      detail.shouldSwap = false;
+    }
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     var elt = event.detail.elt;
     if (elt.hasAttribute("data-live-poll")) {
       elt.setAttribute("data-live-stopped", "");
-    } else {
-      showTrouble();
+    } else if (!isOurTrouble(event.detail.xhr)) {
+      showGenericTrouble();
     }
   });
 
@@ -105,16 +136,22 @@
     var target = event.detail.target;
     if (target) {
       target.setAttribute("aria-busy", "true");
+      // Remembered: an answer may be put elsewhere (HX-Retarget) and say so in detail.target.
+      if (event.detail.xhr) {
+        event.detail.xhr.dashboardBusy = target;
+      }
     }
     var active = document.activeElement;
     focusBeforeRequest = active && elt.contains(active) ? active : null;
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
-    var target = event.detail.target;
-    if (target) {
-      target.removeAttribute("aria-busy");
-    }
+    var xhr = event.detail.xhr;
+    [event.detail.target, xhr && xhr.dashboardBusy].forEach(function (target) {
+      if (target) {
+        target.removeAttribute("aria-busy");
+      }
+    });
     // A control disabled while its request ran may have lost the keyboard focus: give it back
     // if nothing else took it (a swapped-in message takes it below).
     var previous = focusBeforeRequest;
@@ -122,8 +159,13 @@
     if (previous) {
       window.setTimeout(function () {
         var active = document.activeElement;
-        if (previous.isConnected && !previous.disabled && (!active || active === document.body)) {
-          previous.focus();
+        if (active && active !== document.body) {
+          return;
+        }
+        // A control redrawn by its own request (the pager's links) is found again by its id.
+        var again = previous.isConnected ? previous : previous.id && document.getElementById(previous.id);
+        if (again && !again.disabled) {
+          again.focus();
         }
       }, 0);
     }
@@ -179,7 +221,7 @@
     }
   });
 
-  // The server itself out of reach ---------------------------------------------------------
+  // The server itself out of reach, or refusing ---------------------------------------------
 
   function showTrouble() {
     var box = document.getElementById("connection-trouble");
@@ -188,12 +230,54 @@
     }
   }
 
-  function hideTrouble() {
-    var box = document.getElementById("connection-trouble");
+  function showGenericTrouble() {
+    var box = document.getElementById("request-trouble");
     if (box) {
-      box.hidden = true;
+      box.textContent = box.getAttribute("data-generic") || "";
+      box.hidden = false;
     }
   }
+
+  function hideTrouble() {
+    ["connection-trouble", "request-trouble"].forEach(function (id) {
+      var box = document.getElementById(id);
+      if (box) {
+        box.hidden = true;
+      }
+    });
+  }
+
+  // Announcements ---------------------------------------------------------------------------
+  // A status region inside a fragment is replaced along with it, and screen readers do not
+  // reliably read a live region that has just appeared. What a swapped-in [data-announce]
+  // element says is copied into #announcer, which never leaves the page, unless the focus was
+  // just moved onto it (above): a screen reader reads it then, and once is enough.
+
+  var announceTimer = null;
+
+  function announce(text) {
+    var region = document.getElementById("announcer");
+    if (!region || !text) {
+      return;
+    }
+    // Emptied first, so that the same words said twice are heard twice.
+    region.textContent = "";
+    window.clearTimeout(announceTimer);
+    announceTimer = window.setTimeout(function () {
+      region.textContent = text;
+    }, 100);
+  }
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var root = event.target;
+    if (!(root instanceof Element)) {
+      return;
+    }
+    var said = root.matches("[data-announce]") ? root : root.querySelector("[data-announce]");
+    if (said && !said.contains(document.activeElement)) {
+      announce(said.textContent.replace(/\s+/g, " ").trim());
+    }
+  });
 
   document.addEventListener("htmx:sendError", function (event) {
     if (!event.detail.elt.hasAttribute("data-live-poll")) {

@@ -32,8 +32,10 @@ def _seconds(text: str) -> float:
 
 class Command(BaseCommand):
     help = (
-        "Run the Allo sandbox: a stand-in for Allo's REST API (see allo-api.md) with a seeded "
-        "team and reps dialing through their queues."
+        "Run the Allo sandbox: a stand-in for Allo's REST API (the /v2/api/ users and "
+        "dialing-queues endpoints the dashboard calls, with Allo's errors and rate limits), "
+        "with a seeded team and reps dialing through their queues. /_sandbox/ shows and "
+        "steers it (queues, faults, stats): see dashboard/sandbox/control.py."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -113,6 +115,7 @@ class Command(BaseCommand):
         out.write("  Try:")
         header = f"Authorization: Api-Key {sandbox.api_key}"
         out.write(f"    curl -H '{header}' {server.url}/v2/api/users")
+        out.write(f"    curl -H '{header}' {server.url}/_sandbox/queues/{owner['id']}")
         out.write("  Quit with Ctrl-C.")
         stopped = threading.Event()
         # A terminate signal (a process manager, a test harness) stops it as cleanly as Ctrl-C.

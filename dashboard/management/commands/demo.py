@@ -124,6 +124,14 @@ class Command(BaseCommand):
                     f"  Password       {password}",
                     f"  Allo sandbox   {server.url}  (a seeded team of {len(sandbox.users)};"
                     f" a rep dials every {options['dial_interval']:g} s)",
+                    "",
+                    "  Look at the sandbox: the team as the dashboard reads it, then one",
+                    "  teammate's queue as the sandbox holds it (any id from the first):",
+                    f"    curl -H 'Authorization: Api-Key {sandbox.api_key}' \\",
+                    f"         {server.url}/v2/api/users",
+                    f"    curl -H 'Authorization: Api-Key {sandbox.api_key}' \\",
+                    f"         {server.url}/_sandbox/queues/{sandbox.owner_id}",
+                    "",
                     "  Press Ctrl-C to stop both.",
                     "",
                 ]
