@@ -295,8 +295,8 @@ SETTINGS_FIELDS = ("name", "voicemail_handling", "do_not_disturb")
 SAVED = "saved"  # Allo has the new settings (it said so, or a read after a lost answer showed it)
 UNCHANGED = "unchanged"  # Allo already had them: nothing was sent
 CONFLICT = "conflict"  # someone changed a setting this save would overwrite: nothing was sent
-NOT_SAVED = "not-saved"  # Allo's answer was lost, and a read after it showed nothing applied
-UNKNOWN = "unknown"  # Allo's answer was lost, and there was no time (or way) to check
+NOT_SAVED = "not-saved"  # Allo failed the write (5xx, bad body), and a read after it lacks it
+UNKNOWN = "unknown"  # Allo's answer was lost, and nothing could prove whether it applied
 NOT_SENT = "not-sent"  # the queue could not be read before writing: nothing was sent
 DUPLICATE = "duplicate"  # this form was already sent (a double click): not sent again
 REFUSED = "refused"  # (a first submission's end, for its duplicates) Allo refused the change
@@ -605,8 +605,10 @@ def queue_settings_update(
     5. The audit trail records the PATCH before it leaves, with Allo's values as "before".
     6. When Allo's answer is lost (a timeout after sending, a 5xx, a body that is not JSON),
        the PATCH is never repeated: the queue is read again, within a share of the deadline
-       kept for it, and the save is SAVED if Allo has the new values, NOT_SAVED if not, and
-       UNKNOWN when it could not be read.
+       kept for it, and the save is SAVED if Allo has the new values; NOT_SAVED if not and
+       Allo answered (a 5xx, a malformed body: it is done with the PATCH); UNKNOWN if not and
+       Allo never answered (a timeout: the PATCH may still be running), or when it could not
+       be read.
 
     Raises AlloError when Allo refused the PATCH (4xx), the PATCH surely never left
     (``AlloUnavailableError.request_sent`` False: the circuit opened, no rate budget…), or Allo
@@ -622,6 +624,7 @@ def queue_settings_update(
                 return QueueSave(outcome=DUPLICATE, first=first)
         sent = False
         ended = REFUSED
+        progress = _SaveProgress()
         try:
             result = _settings_update(
                 user_id=user_id,
@@ -630,6 +633,7 @@ def queue_settings_update(
                 author=author,
                 teammate_name=teammate_name,
                 decisions=decisions,
+                progress=progress,
             )
             sent, ended = bool(result.sent), result.outcome
             return result
@@ -637,8 +641,10 @@ def queue_settings_update(
             sent = not (isinstance(error, AlloUnavailableError) and not error.request_sent)
             raise
         except BaseException:
-            # The dashboard itself failed, perhaps mid-send: never send this form again.
-            sent, ended = True, UNKNOWN
+            # The dashboard itself failed. Mid-send (the PATCH may have left): never send this
+            # form again. Before it (a database error, say): nothing left, the token is freed.
+            if progress.sending:
+                sent, ended = True, UNKNOWN
             raise
         finally:
             if key is not None:
@@ -646,6 +652,13 @@ def queue_settings_update(
                     cache.set(key, ended, SAVE_TOKEN_SECONDS)
                 else:
                     cache.delete(key)
+
+
+@dataclass
+class _SaveProgress:
+    """How far a save went: ``sending`` once the PATCH is about to leave (it may have)."""
+
+    sending: bool = False
 
 
 def _settings_update(
@@ -656,6 +669,7 @@ def _settings_update(
     author: Author,
     teammate_name: str,
     decisions: Mapping[str, str] | None,
+    progress: _SaveProgress | None = None,
 ) -> QueueSave:
     client = get_client()
     try:
@@ -695,6 +709,8 @@ def _settings_update(
             max(until.remaining() - reserve, 0.0) if until else None,
             clock=until.clock if until else client.circuit.timing.monotonic,
         ):
+            if progress is not None:
+                progress.sending = True
             queue = client.upsert_queue(
                 user_id=user_id,
                 name=changes.get("name", UNSET),
@@ -751,6 +767,18 @@ def _check_lost_answer(
     applied = after is not None and all(
         getattr(QueueSettings.of(after), name) == value for name, value in changes.items()
     )
+    if not applied and not _allo_finished(error):
+        # No answer at all (a timeout): the PATCH may still be running at Allo, so a read
+        # right after that lacks the change proves nothing. Unknown, not "not saved".
+        audit_failed(entry, error)
+        return QueueSave(
+            outcome=UNKNOWN,
+            queue=after,
+            sent=tuple(changes),
+            current=current,
+            error=error,
+            verified=False,
+        )
     audit_checked(
         entry, error, applied=applied, found=_settings_dict(after) if after is not None else {}
     )
@@ -762,6 +790,15 @@ def _check_lost_answer(
         error=error,
         verified=True,
     )
+
+
+def _allo_finished(error: AlloError) -> bool:
+    """Whether Allo answered the lost request (a 5xx, a body that is not JSON), so that it
+    is done with it. A timeout or a broken connection has no answer, nor has a gateway's 504
+    (Allo may still be working on it behind the gateway)."""
+    if isinstance(error, AlloBadResponseError):
+        return True
+    return error.status is not None and error.status != 504
 
 
 # Live routing results ---------------------------------------------------------------------------
@@ -852,17 +889,25 @@ def queue_being_dialed(queue: Queue | None, *, now: datetime | None = None) -> b
 
 
 def queue_live_state(
-    *, queue: Queue | None, seen: str | None = None, idle: int = 0, watching: bool = False
+    *,
+    queue: Queue | None,
+    seen: str | None = None,
+    idle: int = 0,
+    watching: bool = False,
+    stale: bool = False,
 ) -> LiveState:
     """Decide whether a queue on screen keeps refreshing itself (no call to Allo).
 
     ``seen`` is the fingerprint the page shows (None: the first time it is shown), ``idle``
     how many refreshes in a row found nothing new, ``watching`` whether the page asked to
-    refresh (a refresh in progress, or the manager pressed "Watch for changes").
+    refresh (a refresh in progress, or the manager pressed "Watch for changes"), ``stale``
+    whether ``queue`` is an old snapshot shown because Allo could not be read afresh (such a
+    refresh does not count as one that found nothing new).
     """
     fingerprint = queue_fingerprint(queue)
     changed = seen != fingerprint
-    idle = 0 if changed else idle + 1
+    # A stale snapshot (Allo busy) says nothing about whether the queue changed: not counted.
+    idle = 0 if changed else idle + (0 if stale else 1)
     interval = max(LIVE_POLL_SECONDS, math.ceil(queue_reads(_size(queue)) / LIVE_READS_PER_SECOND))
     if queue is None or not queue.numbers:
         state = LIVE_NONE

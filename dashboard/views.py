@@ -539,7 +539,11 @@ def queue_live(request: HtmxHttpRequest, user_id: str) -> HttpResponse:
         _with_overview(context, overview, _page_number(request))
         _with_row(request, context, overview)
         context["live"] = services.queue_live_state(
-            queue=overview.queue, seen=seen, idle=idle, watching=True
+            queue=overview.queue,
+            seen=seen,
+            idle=idle,
+            watching=True,
+            stale=bool(overview.freshness and overview.freshness.stale),
         )
     html = render_to_string(f"{QUEUE_TEMPLATE}#live-update", context, request)
     if context["live"].polling:

@@ -354,3 +354,63 @@ def test_refusals_from_allo_never_open_the_circuit(allo: AlloClient, sandbox: Sa
             allo.get_user("usr-nobody")
     assert not circuit_state().open
     assert allo.list_users()
+
+
+class Broken(Exception):
+    """Not an AlloError: a bug, or an interrupt, in the middle of a call."""
+
+
+def test_a_trial_ended_by_an_error_not_from_allo_lets_the_next_request_be_the_trial(
+    allo: AlloClient, sandbox: Sandbox, sandbox_clock: FakeClock, monkeypatch: Any
+) -> None:
+    open_the_circuit(allo, sandbox)
+    fault(sandbox)  # Allo is back.
+    sandbox_clock.advance(Policy.from_settings().cooldown)
+
+    def broken_send(*args: Any, **kwargs: Any) -> Any:
+        raise Broken
+
+    with monkeypatch.context() as patched:
+        patched.setattr(allo, "_send", broken_send)
+        with pytest.raises(Broken):
+            allo.list_users()
+    # The trial's permit was given back: the next request is the trial, and closes the circuit.
+    assert allo.list_users()
+    assert not circuit_state().open
+    assert statuses(sandbox, "GET", USERS) == [200]
+
+
+def test_a_trial_that_could_not_get_budget_for_a_reason_not_from_allo_is_given_back(
+    allo: AlloClient, sandbox: Sandbox, sandbox_clock: FakeClock, monkeypatch: Any
+) -> None:
+    open_the_circuit(allo, sandbox)
+    fault(sandbox)
+    sandbox_clock.advance(Policy.from_settings().cooldown)
+
+    def broken_acquire(*args: Any, **kwargs: Any) -> None:
+        raise Broken
+
+    with monkeypatch.context() as patched:
+        patched.setattr(allo.budget, "acquire", broken_acquire)
+        with pytest.raises(Broken):
+            allo.list_users()
+    assert allo.list_users()
+    assert not circuit_state().open
+
+
+def test_any_answer_restarts_the_count_of_failures_in_a_row(allo: AlloClient) -> None:
+    circuit = allo.circuit
+    threshold = Policy.from_settings().failure_threshold
+    # A call let through while nothing had failed yet ...
+    early = circuit.before_call()
+    assert not early.dirty
+    # ... answers after others failed, one short of the threshold.
+    for _ in range(threshold - 1):
+        circuit.failed(circuit.before_call())
+    circuit.succeeded(early)
+    # The failures were not in a row: one more does not open the circuit.
+    circuit.failed(circuit.before_call())
+    assert not circuit_state().open
+    for _ in range(threshold - 1):
+        circuit.failed(circuit.before_call())
+    assert circuit_state().open

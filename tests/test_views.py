@@ -747,10 +747,11 @@ def test_allos_refusal_is_shown_on_the_field_it_names(
     [
         ({"status": 401}, "The dashboard's Allo API key was refused. An administrator needs"),
         ({"status": 429}, "Allo is busy right now; try again in 1 second."),
-        # Allo's answer lost: the queue is read again, which shows the change was not applied.
+        # Allo answered a failure: the queue is read again, which shows it was not applied.
         ({"status": 503}, "Not saved: Allo failed before applying this change"),
-        ({"hang": True}, "Not saved: Allo failed before applying this change"),
         ({"malformed": True}, "Not saved: Allo failed before applying this change"),
+        # No answer at all: the change may still be applied; a read proves nothing.
+        ({"hang": True}, "Allo did not confirm the change; it may or may not have been applied"),
     ],
 )
 def test_an_allo_failure_on_save_is_explained_and_the_typed_values_kept(
@@ -1160,6 +1161,39 @@ def test_a_refresh_allo_is_too_busy_for_keeps_going_and_says_so(
     assert "The last refresh failed: Allo could not be reached." in text(response)
     html = response.content.decode()
     assert "data-live-poll" in html and 'hx-trigger="every 8s, live:resume"' in html
+
+
+def test_a_refresh_allo_is_too_busy_for_does_not_count_as_one_that_found_nothing_new(
+    manager_client: Client, sandbox: Sandbox, sandbox_clock: FakeClock
+) -> None:
+    lea = person(sandbox, LEA)
+    # The last refresh before the pause: one more that finds nothing new, and it pauses.
+    url = live_url(card_html(manager_client, lea)).replace(
+        "idle=0", f"idle={services.LIVE_IDLE_POLLS - 1}"
+    )
+    fault(sandbox, status=429, methods=["GET"])  # busy, not down: the last snapshot is shown
+    sandbox_clock.advance(services.LIVE_POLL_SECONDS)
+    response = manager_client.get(url, headers=HTMX)
+    assert response.status_code == 200
+    assert "nothing changed for a while" not in text(response)
+    html = response.content.decode()
+    assert "data-live-poll" in html
+    # The stale refresh is not counted: the same count is sent again.
+    assert f"idle={services.LIVE_IDLE_POLLS - 1}" in live_url(html)
+
+
+def test_a_save_aborts_a_refresh_in_flight_and_a_refresh_never_overtakes_a_save(
+    manager_client: Client, sandbox: Sandbox
+) -> None:
+    """Both sync on the card: a save aborts a refresh in flight (its answer would put back
+    what the card showed before the save), and a refresh is dropped while a save is in flight."""
+    html = card_html(manager_client, person(sandbox, LEA))
+    form = re.search(r"<form[^>]*>", html)
+    poll = re.search(r"<div[^>]*data-live-poll[^>]*>", html)
+    assert form and poll
+    assert 'hx-sync="closest .queue-card:drop"' in form.group(0)
+    assert 'hx-sync="closest .queue-card:abort"' in poll.group(0)
+    assert 'class="queue-card' in html
 
 
 def test_a_refresh_for_someone_no_longer_on_the_team_stops_and_says_why(

@@ -45,7 +45,8 @@ class Permit:
     """Leave to call Allo; ``trial`` marks the one request a half-open circuit lets through."""
 
     trial: bool = False
-    # The failure count was not zero when the call was let through: an answer resets it.
+    # The failure count was not zero when the call was let through: an answer also clears any
+    # open state and trial lock (every answer resets the count).
     dirty: bool = False
 
 
@@ -88,11 +89,17 @@ class CircuitBreaker:
         )
 
     def succeeded(self, permit: Permit) -> None:
-        """Allo answered (any status but a failure): the count restarts, the circuit closes."""
-        if permit.dirty:
+        """Allo answered (any status but a failure): the count restarts, the circuit closes.
+
+        The count is of failures in a row, so every answer resets it, even one let through
+        while the count was zero (other calls may have failed since).
+        """
+        if permit.dirty or permit.trial:
             self.store.delete_many([self._failures, self._opened, self._trial])
             if permit.trial:
                 logger.warning("Allo answers again: its circuit is closed.")
+        else:
+            self.store.delete_many([self._failures])
 
     def failed(self, permit: Permit) -> None:
         """Allo did not answer properly: count it, and open the circuit past the threshold."""

@@ -449,6 +449,10 @@ class AlloClient:
                 self.circuit.abandoned(permit)
                 exc.request_id = request_id
                 raise
+            except BaseException:
+                # Anything else (the store, an interrupt): the permit must not be kept.
+                self.circuit.abandoned(permit)
+                raise
             try:
                 answer = self._send(method, path, params, body, request_id, until)
             except AlloRateLimitedError as error:
@@ -480,6 +484,11 @@ class AlloClient:
                 raise
             except AlloError:
                 self.circuit.succeeded(permit)
+                raise
+            except BaseException:
+                # Not Allo's doing (a bug, an interrupt): no verdict on Allo, but a trial permit
+                # must be given back, or recovery waits for its lock to time out.
+                self.circuit.abandoned(permit)
                 raise
             self.circuit.succeeded(permit)
             return _Reply(answer, request_id)

@@ -145,6 +145,10 @@ def cached_read[T](
         if not leased and entry is not None:
             # Another process is refreshing it: the answer kept will do meanwhile.
             return snapshot(entry)
+        # Stamped with when the fetch started: its answer is no newer than that, and anything
+        # kept meanwhile (a save's cached_put) must not be overwritten by it.
+        started = clock()
+        generation = store.get(_generation_key(full_key))
         try:
             value = fetch()
         except TRANSIENT as error:
@@ -154,9 +158,25 @@ def cached_read[T](
         finally:
             if leased:
                 store.delete_many([lease])
-        fresh = (value, clock())
-        store.set(full_key, fresh, ttl + stale_ttl)
+        fresh = (value, started)
+        found = store.get_many([full_key, _generation_key(full_key)])
+        newer = found.get(full_key)
+        if isinstance(newer, tuple) and len(newer) == 2 and newer[1] >= started:
+            # A save kept its answer (cached_put) while this fetch ran: that one is newer.
+            return snapshot(newer)
+        if found.get(_generation_key(full_key)) == generation:
+            # Kept unless cached_expire ran meanwhile: then this answer may predate the write
+            # that expired the key, and is only returned, not kept. There is no compare-and-set
+            # in the store: a save landing between the look above and this set (a few ms) can
+            # still be overwritten by this older answer, until it expires.
+            store.set(full_key, fresh, ttl + stale_ttl)
         return snapshot(fresh)
+
+
+def _generation_key(full_key: str) -> str:
+    # Counts the cached_expire calls of the key: a fetch that saw it change does not keep its
+    # answer.
+    return f"{full_key}:generation"
 
 
 def cached_put[T](
@@ -171,6 +191,8 @@ def cached_put[T](
     """Keep ``value`` under ``key`` as a fresh answer (what a write just returned), for every
     process, as ``cached_read`` would have kept it."""
     store = store if store is not None else shared_store
+    # Stamped "now": newer than any read still in flight (they are stamped with their start),
+    # which will then leave this answer in place.
     store.set(_store_key(key), (value, clock()), ttl + stale_ttl)
 
 
@@ -186,6 +208,16 @@ def cached_expire(
     it): the next read fetches, but while Allo cannot answer it is still served, stale."""
     store = store if store is not None else shared_store
     full_key = _store_key(key)
+    # Reads in flight now may have started before the write: they must not keep their answers.
+    store.count(_generation_key(full_key), max(LEASE_SECONDS, ttl + stale_ttl))
     entry = store.get(full_key)
-    if isinstance(entry, tuple) and len(entry) == 2 and clock() - entry[1] < ttl:
-        store.set(full_key, (entry[0], clock() - ttl), ttl + stale_ttl)
+    now = clock()
+    if not (isinstance(entry, tuple) and len(entry) == 2 and now - entry[1] < ttl):
+        return
+    # Put back only the answer just read, and only if it is still the one kept: a newer one kept
+    # meanwhile (a save's cached_put) stays. The store has no compare-and-set, so one kept
+    # between the check and the set (a few ms) can still be replaced by the older answer,
+    # marked expired: the next read then fetches again.
+    current = store.get(full_key)
+    if isinstance(current, tuple) and len(current) == 2 and current[1] == entry[1]:
+        store.set(full_key, (entry[0], now - ttl), ttl + stale_ttl)

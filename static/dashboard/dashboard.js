@@ -35,6 +35,32 @@
     });
   }
 
+  // A refresh that left before a save (or any redraw of the card) may answer after it: its
+  // out-of-band parts would put back what the page showed before. A save aborts a refresh in
+  // flight (hx-sync on the card); an answer that still comes for a refresh element no longer
+  // on the page is dropped here. htmx fires that answer's events on the element itself, which,
+  // detached, no longer passes them up to the document: the listener sits on the element.
+
+  function dropIfGone(event) {
+    var elt = event.detail.elt;
+    if (elt && !elt.isConnected) {
+      event.detail.shouldSwap = false;
+    }
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt.hasAttribute("data-live-poll") && !elt.dashboardDropIfGone) {
+      elt.dashboardDropIfGone = true;
+      elt.addEventListener("htmx:beforeSwap", dropIfGone);
+    }
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.elt && event.detail.elt.hasAttribute("data-live-poll")) {
+      dropIfGone(event);
+    }
+  });
+
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible") {
       resumeLive(document);

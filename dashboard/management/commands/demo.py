@@ -122,7 +122,8 @@ class Command(BaseCommand):
                     f"  Dashboard      http://{HOST}:{port}/",
                     f"  Sign in as     {MANAGER_USERNAME}  (Allo's {OWNER_NAME}, an admin)",
                     f"  Password       {password}",
-                    f"  Allo sandbox   {server.url}  (a seeded team of {len(sandbox.users)};"
+                    f"  Allo sandbox   {server.url}  (a seeded team of {len(sandbox.users)},"
+                    f" {sum(u['status'] == 'ACTIVE' for u in sandbox.users)} active;"
                     f" a rep dials every {options['dial_interval']:g} s)",
                     "",
                     "  Look at the sandbox: the team as the dashboard reads it, then one",
