@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -20,7 +19,6 @@ from django.contrib.auth.models import Permission, User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import services
@@ -44,10 +42,10 @@ from dashboard.sandbox.faults import FaultSpec
 from dashboard.sandbox.transport import sandbox_transport
 from dashboard.services import QueueSettings
 from tests.conftest import teammate_removed_from_allo
+from tests.helpers import HTMX, person, queue_url, shown_form, text
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HX-Request": "true"}
 CHLOE = "Chloé Dubois-Maréchal"  # "Grands comptes Rhône-Alpes", NO_SKIP, ENABLED
 JEROME = "Jérôme d'Arbois"
 LEA = "Léa Moreau"
@@ -57,26 +55,6 @@ Outcome = AuditEntry.Outcome
 
 
 # Builders and helpers ---------------------------------------------------------------------------
-
-
-def person(sandbox: Sandbox, name: str) -> str:
-    return sandbox.user_named(name)["id"]
-
-
-def queue_url(user_id: str) -> str:
-    return reverse("dashboard:queue", args=[user_id])
-
-
-def text(response: Any) -> str:
-    html = response.content.decode()
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
-
-
-def shown_form(client: Client, user_id: str) -> dict[str, str]:
-    response = client.get(queue_url(user_id), headers=HTMX)
-    assert response.status_code == 200
-    form = response.context["form"]
-    return {key: form.initial[key] for key in form.fields}
 
 
 def save(client: Client, sandbox: Sandbox, user_id: str, **changes: str) -> Any:

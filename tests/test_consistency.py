@@ -18,7 +18,6 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import DatabaseError
 from django.test import Client
-from django.urls import reverse
 
 from dashboard import services
 from dashboard.allo.client import build_client, install_client
@@ -32,10 +31,10 @@ from dashboard.sandbox.server import SandboxServer
 from dashboard.sandbox.transport import sandbox_transport
 from dashboard.templatetags.dashboard_tags import queue_dom_id
 from tests.conftest import sandbox_api_key
+from tests.helpers import HTMX, person, queue_url, text
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HX-Request": "true"}
 CHLOE = "Chloé Dubois-Maréchal"  # "Grands comptes Rhône-Alpes", NO_SKIP, ENABLED
 ANAIS = "Anaïs Fontaine"  # no queue at all
 QUEUE = "/v2/api/dialing-queues/current"
@@ -43,20 +42,6 @@ Outcome = AuditEntry.Outcome
 
 
 # Helpers ----------------------------------------------------------------------------------------
-
-
-def person(sandbox: Sandbox, name: str) -> str:
-    return sandbox.user_named(name)["id"]
-
-
-def queue_url(user_id: str) -> str:
-    return reverse("dashboard:queue", args=[user_id])
-
-
-def text(response: Any) -> str:
-    """What a person reads: tags removed, spaces collapsed."""
-    html = response.content.decode()
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
 
 
 def form_values(response: Any) -> dict[str, str]:

@@ -13,8 +13,7 @@ from django.urls import reverse
 
 from dashboard.errorpages import server_error
 from dashboard.sandbox.core import Sandbox
-
-HTMX = {"HX-Request": "true"}
+from tests.helpers import HTMX
 
 
 def text_of(html: str) -> str:

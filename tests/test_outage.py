@@ -15,34 +15,20 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
-from django.urls import reverse
 
 from dashboard.allo.client import AlloClient
 from dashboard.sandbox.clock import FakeClock
 from dashboard.sandbox.core import Sandbox
 from dashboard.sandbox.faults import FaultSpec
 from dashboard.sandbox.seed import OWNER_NAME, email_for
+from tests.helpers import HTMX, person, queue_url, text
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HX-Request": "true"}
 CHLOE = "Chloé Dubois-Maréchal"
 USERS = "/v2/api/users"
 QUEUE = "/v2/api/dialing-queues/current"
 BANNER = "Allo is not answering; changes are paused."
-
-
-def person(sandbox: Sandbox, name: str) -> str:
-    return sandbox.user_named(name)["id"]
-
-
-def queue_url(user_id: str) -> str:
-    return reverse("dashboard:queue", args=[user_id])
-
-
-def text(response: Any) -> str:
-    html = response.content.decode()
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
 
 
 def reads(sandbox: Sandbox, path: str) -> list[dict[str, Any]]:

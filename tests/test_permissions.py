@@ -39,10 +39,10 @@ from dashboard.permissions import (
 )
 from dashboard.sandbox.core import Sandbox
 from dashboard.sandbox.faults import FaultSpec
+from tests.helpers import HTMX, person, shown_form, text
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HX-Request": "true"}
 CAMILLE = "Camille Lefèvre"  # ADMIN
 ZOE = "Zoé O'Connor"  # MANAGER
 CHLOE = "Chloé Dubois-Maréchal"  # MEMBER
@@ -52,10 +52,6 @@ ELOISE = "Éloïse Marchand"  # MEMBER, BLOCKED
 
 
 # Builders and helpers ---------------------------------------------------------------------------
-
-
-def person(sandbox: Sandbox, name: str) -> str:
-    return sandbox.user_named(name)["id"]
 
 
 def make_account(username: str, *, email: str = "", superuser: bool = False) -> User:
@@ -95,24 +91,12 @@ def requests_to_allo(sandbox: Sandbox) -> list[dict[str, Any]]:
     return sandbox.stats()["log"]
 
 
-def text(response: Any) -> str:
-    html = response.content.decode()
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
-
-
 def page_as_served(response: Any) -> str:
     """The page, but for what changes with every response (CSP nonces, CSRF tokens) and the
     address asked for (which the page may repeat, e.g. to come back after a language change)."""
     html = response.content.decode().replace(response.request["PATH_INFO"], "/the/path/")
     html = re.sub(r'nonce="[^"]*"', 'nonce=""', html)
     return re.sub(r'(name="csrfmiddlewaretoken" value=)"[^"]*"', r'\1""', html)
-
-
-def shown_form(client: Client, user_id: str) -> dict[str, str]:
-    response = client.get(reverse("dashboard:queue", args=[user_id]), headers=HTMX)
-    assert response.status_code == 200
-    form = response.context["form"]
-    return {key: form.initial[key] for key in form.fields}
 
 
 def dashboard_urls(teammate: str) -> list[tuple[str, str]]:

@@ -44,11 +44,11 @@ from dashboard.signin import (
     signin_failed,
     signin_locked_until,
 )
+from tests.helpers import HTMX, person, queue_url, shown_form
 
 pytestmark = pytest.mark.django_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-HTMX = {"HX-Request": "true"}
 CHLOE = "Chloé Dubois-Maréchal"
 JEROME = "Jérôme d'Arbois"
 PASSWORD = "correct horse battery"
@@ -56,24 +56,9 @@ THROTTLED = "Too many failed sign-ins for this account or from this address."
 ADDRESS = "198.51.100.7"
 
 
-def person(sandbox: Sandbox, name: str) -> str:
-    return sandbox.user_named(name)["id"]
-
-
-def queue_url(user_id: str) -> str:
-    return reverse("dashboard:queue", args=[user_id])
-
-
 def text(response: Any) -> str:
     body = response.content.decode()
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)))
-
-
-def shown_form(client: Client, user_id: str) -> dict[str, str]:
-    response = client.get(queue_url(user_id), headers=HTMX)
-    assert response.status_code == 200
-    form = response.context["form"]
-    return {key: form.initial[key] for key in form.fields}
 
 
 # check --deploy ---------------------------------------------------------------------------------

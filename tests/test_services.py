@@ -14,12 +14,9 @@ from dashboard.allo.types import Queue, QueueNumber
 from dashboard.audit import Author
 from dashboard.sandbox.core import Sandbox
 from dashboard.services import QueueSettings
+from tests.helpers import person
 
 CHLOE = "Chloé Dubois-Maréchal"
-
-
-def person(sandbox: Sandbox, name: str) -> str:
-    return sandbox.user_named(name)["id"]
 
 
 def requests_to_allo(sandbox: Sandbox) -> list[dict[str, Any]]:

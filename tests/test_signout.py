@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-
-def text(response: Any) -> str:
-    html = response.content.decode()
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
+from tests.helpers import text
 
 
 def test_the_header_names_who_signs_out(manager_client: Client) -> None:

@@ -29,6 +29,7 @@ from dashboard.allo.types import (
 )
 from dashboard.management.commands.compile_translations import compile_catalogue
 from dashboard.sandbox.core import Sandbox
+from tests.helpers import text
 
 FRENCH_PO = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES" / "django.po"
 FR = {"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}
@@ -43,11 +44,6 @@ ALLO_VALUES = (
     *ROLES,
     *STATUSES,
 )
-
-
-def text(response: Any) -> str:
-    html = response.content.decode()
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
 
 
 def raw_allo_values(page: str) -> list[str]:

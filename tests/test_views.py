@@ -26,8 +26,8 @@ from dashboard.sandbox.faults import FaultSpec
 from dashboard.sandbox.transport import sandbox_transport
 from dashboard.templatetags.dashboard_tags import queue_dom_id
 from tests.conftest import teammate_removed_from_allo
+from tests.helpers import HTMX, person, queue_url, shown_form, text, text_of
 
-HTMX = {"HX-Request": "true"}
 CHLOE = "Chloé Dubois-Maréchal"  # 12 numbers, "Grands comptes Rhône-Alpes", NO_SKIP, ENABLED
 JEROME = "Jérôme d'Arbois"  # 1,000 numbers, SKIP, ENABLED
 ZOE = "Zoé O'Connor"  # a queue with no name and no numbers
@@ -35,14 +35,6 @@ ANAIS = "Anaïs Fontaine"  # no queue at all
 
 
 # Helpers ----------------------------------------------------------------------------------------
-
-
-def person(sandbox: Sandbox, name: str) -> str:
-    return sandbox.user_named(name)["id"]
-
-
-def queue_url(user_id: str) -> str:
-    return reverse("dashboard:queue", args=[user_id])
 
 
 def fault(sandbox: Sandbox, **spec: Any) -> None:
@@ -70,28 +62,11 @@ def every_queue(sandbox: Sandbox) -> dict[str, Any]:
     return {user["id"]: settings_of(sandbox, user["id"]) for user in sandbox.users}
 
 
-def shown_form(client: Client, user_id: str) -> dict[str, str]:
-    """The settings form as the page shows it: what a browser would post back untouched."""
-    response = client.get(queue_url(user_id), headers=HTMX)
-    assert response.status_code == 200
-    form = response.context["form"]
-    return {key: form.initial[key] for key in form.fields}
-
-
 def save(client: Client, sandbox: Sandbox, user_id: str, *, htmx: bool = True, **changes: str):
     """Open the teammate's card, change some fields, press Save; Allo's log starts empty."""
     data = {**shown_form(client, user_id), **changes}
     forget_requests(sandbox)
     return client.post(queue_url(user_id), data, headers=HTMX if htmx else {})
-
-
-def text(response: Any) -> str:
-    """The response's HTML with tags removed and spaces collapsed (what a person reads)."""
-    return text_of(response.content.decode())
-
-
-def text_of(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
 
 
 # Signing in -------------------------------------------------------------------------------------
