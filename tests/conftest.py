@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -176,3 +177,16 @@ def manager_client(client: Client, manager: User, allo: AlloClient, sandbox: San
     sandbox.clear_stats()
     sandbox.limiter.clear()
     return client
+
+
+@pytest.fixture
+def unreachable_allo(allo: AlloClient) -> Iterator[AlloClient]:
+    """A client pointed at a loopback port nobody listens on: every request is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = build_client(base_url=f"http://127.0.0.1:{port}", api_key="ak_live_unused")
+    previous = install_client(client)
+    yield client
+    install_client(previous)
+    client.close()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -890,19 +888,3 @@ def test_a_queue_card_shows_its_last_change_and_links_to_its_history(
 def test_a_save_shows_itself_as_the_last_change(manager_client: Client, sandbox: Sandbox) -> None:
     response = save(manager_client, sandbox, person(sandbox, CHLOE), voicemail_handling="SKIP")
     assert "Last change: changed by Camille Lefèvre, just now." in text(response)
-
-
-# Fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def unreachable_allo(allo: AlloClient) -> Iterator[AlloClient]:
-    """A client pointed at a loopback port nobody listens on: every request is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    client = build_client(base_url=f"http://127.0.0.1:{port}", api_key="ak_live_unused")
-    previous = install_client(client)
-    yield client
-    install_client(previous)
-    client.close()

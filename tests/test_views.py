@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -935,19 +933,6 @@ def test_the_connection_page_explains_a_refused_key(
 
 
 # Fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def unreachable_allo(allo: AlloClient) -> Iterator[AlloClient]:
-    """A client pointed at a loopback port nobody listens on: every request is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    client = build_client(base_url=f"http://127.0.0.1:{port}", api_key="ak_live_unused")
-    previous = install_client(client)
-    yield client
-    install_client(previous)
-    client.close()
 
 
 def test_allos_older_unpaged_queue_shape_shows_the_same_card(
